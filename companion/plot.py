@@ -1,0 +1,177 @@
+"""Figures for the chapters: image grids, filters, feature maps, learning curves.
+
+Every helper takes ``alt=``, the text a screen reader says in place of the figure. The figure is
+shown as an ``<img>`` with that alt text in the rendered book (and as a plain PNG in consoles and
+other frontends).
+
+Introduced in chapter 1; used by every chapter.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "module://ipykernel")):
+    matplotlib.use("Agg")  # no display outside a notebook: draw into memory
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from companion.train import History
+
+
+class AltFigure:
+    """A rendered figure that carries its alt text (displayed as HTML ``<img alt=...>`` or PNG)."""
+
+    def __init__(self, png: bytes, alt: str) -> None:
+        self.png = png
+        self.alt = alt
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self.png).decode("ascii")
+        alt = html.escape(self.alt, quote=True)
+        return f'<img src="data:image/png;base64,{data}" alt="{alt}" title="{alt}" style="max-width:100%"/>'
+
+    def __repr__(self) -> str:
+        return f"<figure: {self.alt}>"
+
+
+def render(fig: Figure, alt: str) -> AltFigure:
+    """Render a matplotlib figure to PNG with its alt text, and close the figure."""
+    if not isinstance(alt, str) or not alt.strip():
+        raise ValueError("alt must be a non-empty description of the figure, for readers who cannot see it")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return AltFigure(buffer.getvalue(), alt.strip())
+
+
+def show(fig: Figure, alt: str) -> AltFigure:
+    """Display a matplotlib figure with alt text (in a notebook) and return it as an :class:`AltFigure`."""
+    figure = render(fig, alt)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # plain Python: nothing to display into
+        return figure
+    if get_ipython() is not None:
+        display(figure)
+    return figure
+
+
+def _as_numpy_images(images: Tensor | np.ndarray | Sequence) -> np.ndarray:
+    """Images ``(N, C, H, W)``, ``(N, H, W)`` or a list of ``(C, H, W)`` -> ``(N, H, W[, 3])`` for imshow."""
+    if isinstance(images, (list, tuple)):
+        images = torch.stack([torch.as_tensor(im) for im in images])
+    array = images.detach().cpu().float().numpy() if isinstance(images, Tensor) else np.asarray(images, dtype=np.float32)
+    if array.ndim == 4:
+        if array.shape[1] not in (1, 3):
+            raise ValueError(f"images must be (N, 1 or 3, H, W) or (N, H, W), got shape {array.shape}")
+        array = array[:, 0] if array.shape[1] == 1 else np.moveaxis(array, 1, -1)  # (N, C, H, W) -> (N, H, W, C)
+    elif array.ndim != 3:
+        raise ValueError(f"images must be (N, 1 or 3, H, W) or (N, H, W), got shape {array.shape}")
+    return array
+
+
+def image_grid(images: Tensor | np.ndarray | Sequence, *, alt: str, titles: Sequence[str] | None = None,
+               ncols: int = 8, cmap: str = "gray", title: str | None = None, scale: float = 1.4,
+               normalize: bool = False) -> AltFigure:
+    """Show images in a grid.
+
+    Args:
+        images: ``(N, C, H, W)`` with C in {1, 3}, ``(N, H, W)``, or a list of ``(C, H, W)``.
+        alt: alt text for the figure.
+        titles: one short title per image.
+        ncols: images per row.
+        cmap: colour map for single-channel images.
+        title: a title above the grid.
+        scale: inches per image.
+        normalize: stretch each image to its own [min, max] (for filters and feature maps).
+    """
+    array = _as_numpy_images(images)
+    n = len(array)
+    if n == 0:
+        raise ValueError("images is empty: nothing to show")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles has {len(titles)} entries for {n} images")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        image = array[i]
+        if normalize:
+            lo, hi = float(image.min()), float(image.max())
+            image = (image - lo) / (hi - lo + 1e-12)
+        else:
+            image = np.clip(image, 0, 1) if image.ndim == 3 else image
+        ax.imshow(image, cmap=cmap if image.ndim == 2 else None,
+                  vmin=None if (normalize or image.ndim == 3) else min(0.0, float(image.min())),
+                  vmax=None if (normalize or image.ndim == 3) else max(1.0, float(image.max())))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return show(fig, alt)
+
+
+def filters(weight: Tensor, *, alt: str, ncols: int = 8, title: str | None = None) -> AltFigure:
+    """Show convolution kernels ``weight (Tensor[C_out, C_in, kH, kW])``: RGB when C_in is 3, else the first input channel."""
+    if not isinstance(weight, Tensor) or weight.dim() != 4:
+        raise ValueError(f"weight must be a 4-D tensor (C_out, C_in, kH, kW), got {getattr(weight, 'shape', type(weight))}")
+    kernels = weight.detach() if weight.shape[1] == 3 else weight.detach()[:, :1]
+    return image_grid(kernels, alt=alt, ncols=ncols, title=title, normalize=True, scale=0.9, cmap="RdBu_r")
+
+
+def feature_maps(maps: Tensor, *, alt: str, ncols: int = 8, title: str | None = None,
+                 cmap: str = "viridis") -> AltFigure:
+    """Show the channels of one feature map ``maps (Tensor[C, H, W])`` (or ``[1, C, H, W]``) side by side."""
+    if isinstance(maps, Tensor) and maps.dim() == 4 and maps.shape[0] == 1:
+        maps = maps[0]
+    if not isinstance(maps, Tensor) or maps.dim() != 3:
+        raise ValueError(f"maps must be a (C, H, W) tensor, got {getattr(maps, 'shape', type(maps))}")
+    return image_grid(maps.detach()[:, None], alt=alt, ncols=ncols, title=title, normalize=True, cmap=cmap)
+
+
+def learning_curves(histories: History | Mapping[str, History], *, alt: str,
+                    metrics: Sequence[str] = ("loss", "acc"), title: str | None = None) -> AltFigure:
+    """Plot training and validation curves, one panel per metric, one colour per run.
+
+    Args:
+        histories: a :class:`companion.train.History`, or several keyed by a run name.
+        metrics: which metrics to plot; each ``m`` is drawn from ``train_m`` (solid) and ``val_m`` (dashed).
+    """
+    runs = {"": histories} if not isinstance(histories, Mapping) else dict(histories)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for i, (name, history) in enumerate(runs.items()):
+            colour = f"C{i}"
+            for split, style in (("train", "-"), ("val", "--")):
+                values = getattr(history, f"{split}_{metric}", None)
+                if values:
+                    ax.plot(history.epoch[: len(values)], values, style, color=colour,
+                            label=f"{name} {split}".strip(), marker="o", markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"loss": "loss", "acc": "accuracy"}.get(metric, metric))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return show(fig, alt)

@@ -59,17 +59,19 @@ def render(fig: Figure, alt: str) -> AltFigure:
     return AltFigure(buffer.getvalue(), alt.strip())
 
 
-def show(fig: Figure, alt: str) -> AltFigure:
-    """Display a matplotlib figure with alt text (in a notebook) and return it as an :class:`AltFigure`."""
+def show(fig: Figure, alt: str) -> None:
+    """Display a matplotlib figure with its alt text (in a notebook; elsewhere just close it).
+
+    Returns nothing, so that a call ending a cell does not display the figure a second time.
+    """
     figure = render(fig, alt)
     try:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:  # plain Python: nothing to display into
-        return figure
+        return
     if get_ipython() is not None:
         display(figure)
-    return figure
 
 
 def _as_numpy_images(images: Tensor | np.ndarray | Sequence) -> np.ndarray:
@@ -88,7 +90,7 @@ def _as_numpy_images(images: Tensor | np.ndarray | Sequence) -> np.ndarray:
 
 def image_grid(images: Tensor | np.ndarray | Sequence, *, alt: str, titles: Sequence[str] | None = None,
                ncols: int = 8, cmap: str = "gray", title: str | None = None, scale: float = 1.4,
-               normalize: bool = False) -> AltFigure:
+               normalize: bool = False) -> None:
     """Show images in a grid.
 
     Args:
@@ -128,29 +130,29 @@ def image_grid(images: Tensor | np.ndarray | Sequence, *, alt: str, titles: Sequ
             ax.set_title(titles[i], fontsize=8)
     if title:
         fig.suptitle(title)
-    return show(fig, alt)
+    show(fig, alt)
 
 
-def filters(weight: Tensor, *, alt: str, ncols: int = 8, title: str | None = None) -> AltFigure:
+def filters(weight: Tensor, *, alt: str, ncols: int = 8, title: str | None = None) -> None:
     """Show convolution kernels ``weight (Tensor[C_out, C_in, kH, kW])``: RGB when C_in is 3, else the first input channel."""
     if not isinstance(weight, Tensor) or weight.dim() != 4:
         raise ValueError(f"weight must be a 4-D tensor (C_out, C_in, kH, kW), got {getattr(weight, 'shape', type(weight))}")
     kernels = weight.detach() if weight.shape[1] == 3 else weight.detach()[:, :1]
-    return image_grid(kernels, alt=alt, ncols=ncols, title=title, normalize=True, scale=0.9, cmap="RdBu_r")
+    image_grid(kernels, alt=alt, ncols=ncols, title=title, normalize=True, scale=0.9, cmap="RdBu_r")
 
 
 def feature_maps(maps: Tensor, *, alt: str, ncols: int = 8, title: str | None = None,
-                 cmap: str = "viridis") -> AltFigure:
+                 cmap: str = "viridis") -> None:
     """Show the channels of one feature map ``maps (Tensor[C, H, W])`` (or ``[1, C, H, W]``) side by side."""
     if isinstance(maps, Tensor) and maps.dim() == 4 and maps.shape[0] == 1:
         maps = maps[0]
     if not isinstance(maps, Tensor) or maps.dim() != 3:
         raise ValueError(f"maps must be a (C, H, W) tensor, got {getattr(maps, 'shape', type(maps))}")
-    return image_grid(maps.detach()[:, None], alt=alt, ncols=ncols, title=title, normalize=True, cmap=cmap)
+    image_grid(maps.detach()[:, None], alt=alt, ncols=ncols, title=title, normalize=True, cmap=cmap)
 
 
 def learning_curves(histories: History | Mapping[str, History], *, alt: str,
-                    metrics: Sequence[str] = ("loss", "acc"), title: str | None = None) -> AltFigure:
+                    metrics: Sequence[str] = ("loss", "acc"), title: str | None = None) -> None:
     """Plot training and validation curves, one panel per metric, one colour per run.
 
     Args:
@@ -174,4 +176,4 @@ def learning_curves(histories: History | Mapping[str, History], *, alt: str,
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return show(fig, alt)
+    show(fig, alt)

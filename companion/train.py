@@ -101,11 +101,11 @@ class History:
     seconds: list[float] = field(default_factory=list)
     steps: int = 0  # optimiser steps taken in all
 
-    def plot(self, alt: str = "Learning curves: loss and accuracy per epoch, training solid, validation dashed"):
+    def plot(self, alt: str = "Learning curves: loss and accuracy per epoch, training solid, validation dashed") -> None:
         """Draw the learning curves (see :func:`companion.plot.learning_curves`)."""
         from companion.plot import learning_curves
 
-        return learning_curves(self, alt=alt)
+        learning_curves(self, alt=alt)
 
 
 # --- batching ----------------------------------------------------------------------------------------

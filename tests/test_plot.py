@@ -25,11 +25,27 @@ def test_alt_text_is_required():
     plt.close(fig)
 
 
-def test_grids_accept_the_usual_layouts():
+@pytest.fixture
+def shown(monkeypatch):
+    """The figures the helpers show, rendered as they would be in a notebook."""
+    figures = []
+    monkeypatch.setattr(plot, "show", lambda fig, alt: figures.append(plot.render(fig, alt)))
+    return figures
+
+
+def test_show_returns_nothing_so_a_cell_shows_each_figure_once():
+    fig, _ = plt.subplots()
+    assert plot.show(fig, alt="empty axes") is None
+    assert not plt.get_fignums()
+
+
+def test_grids_accept_the_usual_layouts(shown):
     for images in (torch.rand(5, 1, 8, 8), torch.rand(5, 3, 8, 8), torch.rand(5, 8, 8), [torch.rand(3, 8, 8)] * 2):
-        assert plot.image_grid(images, alt="random images").alt == "random images"
-    assert plot.filters(torch.randn(6, 3, 3, 3), alt="filters").png
-    assert plot.feature_maps(torch.randn(1, 4, 8, 8), alt="maps").png
+        plot.image_grid(images, alt="random images")
+    plot.filters(torch.randn(6, 3, 3, 3), alt="filters")
+    plot.feature_maps(torch.randn(1, 4, 8, 8), alt="maps")
+    assert [f.alt for f in shown] == ["random images"] * 4 + ["filters", "maps"]
+    assert all(f.png.startswith(b"\x89PNG") for f in shown)
     with pytest.raises(ValueError, match=r"\(N, 1 or 3, H, W\)"):
         plot.image_grid(torch.rand(2, 5, 8, 8), alt="x")
     with pytest.raises(ValueError, match="titles has 1 entries for 2 images"):
@@ -38,7 +54,9 @@ def test_grids_accept_the_usual_layouts():
         plot.filters(torch.rand(3, 3, 3), alt="x")
 
 
-def test_learning_curves_of_one_or_several_runs():
+def test_learning_curves_of_one_or_several_runs(shown):
     h = History(epoch=[1, 2], train_loss=[1.0, 0.5], train_acc=[0.5, 0.8], val_loss=[1.1, 0.7], val_acc=[0.4, 0.7])
-    assert plot.learning_curves(h, alt="curves").png
-    assert plot.learning_curves({"a": h, "b": h}, alt="two runs").alt == "two runs"
+    plot.learning_curves(h, alt="curves")
+    plot.learning_curves({"a": h, "b": h}, alt="two runs")
+    h.plot()
+    assert [f.alt for f in shown][:2] == ["curves", "two runs"] and shown[2].alt.startswith("Learning curves")

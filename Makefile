@@ -49,7 +49,7 @@ benchmark: install data
 
 # Rebuild the student exercise notebooks from the masters.
 exercises: install
-	$(BIN)/python -m companion.grade.build
+	$(BIN)/python -m companion.grade.build --verify
 
 # Re-pin requirements-lock.txt from requirements.in (needs the package registry).
 lock:

@@ -93,6 +93,15 @@ def test_chapter_follows_the_conventions(path):
     rel = path.relative_to(ROOT).as_posix()
     kaggle = f"https://kaggle.com/kernels/welcome?src={companion.REPOSITORY}/blob/main/{rel}"
     assert title.startswith("# ") and kaggle in title, "the first cell has the title and the Kaggle link"
+    exercise = ROOT / "exercises" / path.stem / f"{path.stem}.ipynb"
+    assert exercise.is_file(), f"every chapter has its graded exercise notebook: {exercise.relative_to(ROOT)}"
+    assert f"exercises/{path.stem}" in "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def test_chapters_show_figures_only_with_alt_text():
+    for path in CHAPTERS:
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert "plt.show(" not in code and "display(fig" not in code, f"{path.name}: show figures with companion.plot"
 
 
 def test_cited_keys_exist():

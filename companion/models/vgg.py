@@ -1,0 +1,168 @@
+"""VGG: stacks of 3x3 convolutions, given as a list of widths and max-pools.
+
+Simonyan & Zisserman, *Very Deep Convolutional Networks for Large-Scale Image Recognition*, ICLR
+2015 (https://arxiv.org/abs/1409.1556). Every convolution is 3x3 with padding 1 (two of them see a
+5x5 window, three a 7x7 one, with fewer parameters and more non-linearities); a 2x2 max-pool
+halves the resolution between stages, and the width doubles from 64 to 512. A configuration of
+Table 1 is a list, ``[64, "M", 128, "M", ...]`` (a number: a convolution with that many output
+channels, ``"M"``: a max-pool), and the network is that list plus three fully connected layers.
+
+:func:`vgg11` and :func:`vgg16` have torchvision's parameter names and shapes, so torchvision's
+ImageNet weights load into them; ``batch_norm=True`` matches ``torchvision.models.vgg11_bn`` /
+``vgg16_bn``. Deviations from the paper, as in torchvision:
+
+* an adaptive average pool to 7x7 before the classifier, so that any input of at least 32x32
+  pixels works (the paper instead turns the classifier into convolutions at test time, its "dense
+  evaluation"; at 224x224 the pool does nothing);
+* the optional batch norm after each convolution, which came later (Ioffe & Szegedy, 2015).
+
+The course's own option ``small_input=True`` is the usual network for 28x28 and 32x32 images:
+the last max-pool is dropped (after four of them, a 28x28 image is already 1x1) and the
+7x7x512 -> 4096 -> 4096 classifier, which is most of VGG's parameters, becomes global average
+pooling and one linear layer.
+
+Introduced in chapter 5, *AlexNet and VGG*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from companion._checks import check_positive_int
+from companion.models._input import CheckedSequential
+from companion.models._shapes import Window, check_feature_map, min_input_size
+
+Config = Sequence[int | str]
+
+# The configurations of Table 1: a number is a 3x3 convolution with that many output channels,
+# "M" a 2x2 max-pool. The name counts the layers with weights: convolutions + 3 linear layers.
+VGG11: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")  # A: 8 + 3
+VGG13: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")  # B: 10 + 3
+VGG16: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+                                512, 512, 512, "M", 512, 512, 512, "M")  # D: 13 + 3
+VGG19: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+                                512, 512, 512, 512, "M", 512, 512, 512, 512, "M")  # E: 16 + 3
+
+#: The 2x2, stride-2 max-pool between stages.
+POOL = Window(kernel=2, stride=2)
+
+
+def make_layers(config: Config, in_channels: int = 3, batch_norm: bool = False) -> list[nn.Module]:
+    """The convolutional part of a VGG: ``conv3x3 -> [BN] -> ReLU`` per number, ``MaxPool2d(2)`` per ``"M"``.
+
+    Args:
+        config: e.g. :data:`VGG16`.
+        in_channels: channels of the input images.
+        batch_norm: put a batch norm between each convolution and its ReLU.
+
+    Returns:
+        The layers, in order (their positions are torchvision's: ``features.0`` is the first convolution).
+    """
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for entry in config:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(POOL.kernel, stride=POOL.stride))
+            continue
+        if isinstance(entry, bool) or not isinstance(entry, int) or entry <= 0:
+            raise ValueError(f"a VGG config holds positive ints (convolution widths) and 'M' (max-pool), "
+                             f"got {entry!r} in {list(config)}")
+        # The convolution keeps its bias even before a batch norm, as torchvision's does (the norm makes it redundant).
+        layers.append(nn.Conv2d(channels, entry, kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(entry))
+        layers.append(nn.ReLU(inplace=True))
+        channels = entry
+    return layers
+
+
+class VGG(nn.Module):
+    """A VGG network from a configuration list.
+
+    Args:
+        config: widths and ``"M"`` for max-pools, e.g. :data:`VGG11` or a smaller list of your own.
+        num_classes: outputs of the classifier.
+        in_channels: channels of the input images (1 for Fashion-MNIST).
+        batch_norm: batch norm after every convolution (torchvision's ``vgg*_bn``).
+        small_input: for 28x28 or 32x32 images: drop a final ``"M"`` and classify with global
+            average pooling and one linear layer instead of the 7x7 pool and three linear layers.
+        dropout: dropout probability in the three-layer classifier.
+
+    ``features(x)``: ``(N, in_channels, H, W) -> (N, C, H / 2**p, W / 2**p)``, with ``C`` the last
+    width and ``p`` the number of max-pools (rounded down at each pool); ``H, W >= 2**p``.
+    ``head(z)``: ``(N, C, h, w) -> (N, num_classes)``.
+    """
+
+    def __init__(self, config: Config, num_classes: int = 1000, *, in_channels: int = 3, batch_norm: bool = False,
+                 small_input: bool = False, dropout: float = 0.5) -> None:
+        super().__init__()
+        check_positive_int(num_classes, "num_classes")
+        check_positive_int(in_channels, "in_channels")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        widths = [entry for entry in config if entry != "M"]
+        if not widths:
+            raise ValueError(f"a VGG config needs at least one convolution width, got {list(config)}")
+        if small_input and config[-1] == "M":
+            config = config[:-1]  # small images: no pooling of the last, already tiny, map
+        layers = make_layers(config, in_channels, batch_norm)
+        self.in_channels, self.out_channels = in_channels, int(widths[-1])
+        self.min_size = min_input_size([POOL] * list(config).count("M"))  # 2 ** (number of max-pools)
+        self.features = CheckedSequential(layers, channels=in_channels, min_size=self.min_size, model="VGG")
+        c = self.out_channels
+        if small_input:
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.classifier: nn.Module = nn.Linear(c, num_classes)
+        else:
+            self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+            self.classifier = nn.Sequential(
+                nn.Linear(c * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                nn.Linear(4096, num_classes),
+            )
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """He initialisation for the convolutions (He et al., 2015), N(0, 0.01) for the linear layers."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    # ``features`` is the ``CheckedSequential`` above: ``model.features(x)`` runs (and checks) it.
+
+    def head(self, z: Tensor) -> Tensor:
+        """Pool (to 7x7, or globally with ``small_input``) and classify: ``(N, C, h, w) -> (N, num_classes)``."""
+        check_feature_map(z, channels=self.out_channels, model="VGG")
+        z = torch.flatten(self.avgpool(z), 1)  # (N, C * 7 * 7), or (N, C) with small_input
+        return self.classifier(z)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, in_channels, H, W) -> (N, num_classes)`` logits."""
+        return self.head(self.features(x))
+
+
+def vgg11(num_classes: int = 1000, *, in_channels: int = 3, batch_norm: bool = False, small_input: bool = False,
+          dropout: float = 0.5) -> VGG:
+    """VGG-11 (configuration A): 132,863,336 parameters for 1000 classes (the paper's 133 million)."""
+    return VGG(VGG11, num_classes, in_channels=in_channels, batch_norm=batch_norm, small_input=small_input,
+               dropout=dropout)
+
+
+def vgg16(num_classes: int = 1000, *, in_channels: int = 3, batch_norm: bool = False, small_input: bool = False,
+          dropout: float = 0.5) -> VGG:
+    """VGG-16 (configuration D): 138,357,544 parameters for 1000 classes (the paper's 138 million)."""
+    return VGG(VGG16, num_classes, in_channels=in_channels, batch_norm=batch_norm, small_input=small_input,
+               dropout=dropout)
+
+
+__all__ = ["VGG", "VGG11", "VGG13", "VGG16", "VGG19", "make_layers", "vgg11", "vgg16"]

@@ -75,15 +75,21 @@ class Recipe:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     warmup: float = 0.25
+    flip_crop: bool = False  # augment every batch with companion.augment.random_flip_crop
 
     def fit_kwargs(self) -> dict:
+        from companion.augment import random_flip_crop
+
         return dict(batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                    label_smoothing=self.label_smoothing, schedule=one_cycle(self.warmup))
+                    label_smoothing=self.label_smoothing, schedule=one_cycle(self.warmup),
+                    augment=random_flip_crop if self.flip_crop else None)
 
 
-#: Chapter 3's recipe for ``companion.nets.fashion_cnn`` (the Fashion-MNIST speed run): AdamW with a
-#: one-cycle schedule, label smoothing 0.1, and ``companion.augment.random_flip_crop`` as augmentation.
-FASHION_SPEEDRUN = Recipe(batch_size=256, lr=4e-3, weight_decay=5e-4, label_smoothing=0.1, warmup=0.2)
+#: Chapter 3's recipe for ``companion.nets.fashion_cnn``, the Fashion-MNIST speed run (60 s on two
+#: CPU cores): AdamW with a one-cycle schedule and label smoothing 0.1. No augmentation: in the
+#: four epochs a minute allows, the network underfits, and flips and shifts cost accuracy; they help
+#: in longer runs (``flip_crop=True``).
+FASHION_SPEEDRUN = Recipe(batch_size=128, lr=3e-3, weight_decay=5e-4, label_smoothing=0.1, warmup=0.2)
 
 
 # --- history ---------------------------------------------------------------------------------------

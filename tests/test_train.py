@@ -127,3 +127,12 @@ def test_bf16_only_where_the_cpu_computes_it():
     assert train._use_bf16(torch.device("cuda"), None) is False
     assert math.isfinite(train.evaluate(nets.lenet5(), (torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long)),
                                         bf16=True)["loss"])
+
+
+def test_recipes_turn_into_fit_arguments():
+    from companion.augment import random_flip_crop
+
+    kwargs = train.Recipe(batch_size=64, lr=0.01, flip_crop=True).fit_kwargs()
+    assert kwargs["batch_size"] == 64 and kwargs["lr"] == 0.01 and kwargs["augment"] is random_flip_crop
+    assert kwargs["schedule"](0.25) == pytest.approx(1.0)  # default warm-up: a quarter of training
+    assert train.FASHION_SPEEDRUN.fit_kwargs()["augment"] is None

@@ -18,7 +18,7 @@ notebook uses it.
 from companion.grade.compare import difference
 from companion.grade.exercise import Exercise, checks_dir, exercise_names, load_questions
 from companion.grade.question import Case, Draw, Mistake, Outcome, Question, Result
-from companion.grade.watch import Forbidden
+from companion.grade.watch import CONVOLUTION, Forbidden
 
-__all__ = ["Case", "Draw", "Exercise", "Forbidden", "Mistake", "Outcome", "Question", "Result", "checks_dir",
+__all__ = ["CONVOLUTION", "Case", "Draw", "Exercise", "Forbidden", "Mistake", "Outcome", "Question", "Result", "checks_dir",
            "difference", "exercise_names", "load_questions"]

@@ -53,6 +53,16 @@ class Forbidden:
         return bool(self.ops or self.modules or self.names)
 
 
+#: Every way to reach a convolution: the exercises that ask for one forbid these.
+CONVOLUTION = Forbidden(
+    ops=("aten.convolution", "aten._convolution", "aten.conv2d", "aten.conv1d", "aten.conv3d",
+         "aten.mkldnn_convolution", "aten._slow_conv2d_forward"),
+    modules=("companion.conv",),
+    names=("conv1d", "conv2d", "conv3d", "Conv1d", "Conv2d", "Conv3d", "convolution", "_convolution"),
+    what="the convolution",
+)
+
+
 class _OpRecorder(TorchDispatchMode):
     """Record which of some ATen operators run (by overload packet, e.g. ``aten.convolution``)."""
 

@@ -8,19 +8,11 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from companion.grade import Case, Forbidden, Mistake, Question
+from companion.grade import CONVOLUTION, Case, Mistake, Question
 
 OK_FORMAT = False
 name = "q2"
 points = 3
-
-FORBIDDEN = Forbidden(
-    ops=("aten.convolution", "aten._convolution", "aten.conv2d", "aten.conv1d", "aten.conv3d",
-         "aten.mkldnn_convolution", "aten._slow_conv2d_forward"),
-    modules=("companion.conv",),
-    names=("conv1d", "conv2d", "conv3d", "Conv1d", "Conv2d", "Conv3d", "convolution", "_convolution"),
-    what="the convolution",
-)
 
 
 def torch_corr2d(x, kernel):
@@ -71,7 +63,7 @@ QUESTION = Question(
         "with K and sum.",
         "Do not flip K: compare with F.conv2d(x[None, None], k[None, None])[0, 0] on a small example.",
     ),
-    forbidden=FORBIDDEN,
+    forbidden=CONVOLUTION,
     rtol=1e-4,
     atol=1e-5,
 )

@@ -9,19 +9,11 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from companion.grade import Case, Forbidden, Mistake, Question
+from companion.grade import CONVOLUTION, Case, Mistake, Question
 
 OK_FORMAT = False
 name = "q3"
 points = 5
-
-FORBIDDEN = Forbidden(
-    ops=("aten.convolution", "aten._convolution", "aten.conv2d", "aten.conv1d", "aten.conv3d",
-         "aten.mkldnn_convolution", "aten._slow_conv2d_forward"),
-    modules=("companion.conv",),
-    names=("conv1d", "conv2d", "conv3d", "Conv1d", "Conv2d", "Conv3d", "convolution", "_convolution"),
-    what="the convolution",
-)
 
 
 def torch_conv2d(x, weight, bias, stride, padding):
@@ -127,7 +119,7 @@ QUESTION = Question(
         "j*stride : j*stride + kw] has shape (C_in, kh, kw), like weight[o].",
         "Multiply that window with weight[o] elementwise, sum over all three axes (channels too), then add bias[o].",
     ),
-    forbidden=FORBIDDEN,
+    forbidden=CONVOLUTION,
     rtol=1e-4,
     atol=1e-5,
 )

@@ -111,3 +111,9 @@ def test_cited_keys_exist():
         for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
             for key in group.split(","):
                 assert key.strip() in keys, f"{path.name} cites unknown key {key.strip()}"
+
+
+def test_book_config_points_at_the_same_repository():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["repository"]["url"] == companion.REPOSITORY
+    assert config["only_build_toc_files"] is True and "path_to_book" not in config["repository"]

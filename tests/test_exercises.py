@@ -16,6 +16,7 @@ import companion.conv
 import companion.count
 import companion.norm
 import companion.pool
+import companion.upsample
 from companion.grade import Exercise, exercise_names, load_questions
 from companion.grade.batch import grade_submission
 from companion.grade.build import masters, stale, student_path
@@ -43,7 +44,7 @@ def _solution_lines(master: Path) -> list[str]:
 
 
 def test_every_exercise_has_a_master_a_student_notebook_and_three_to_six_checked_questions():
-    assert NAMES == exercise_names() == ["01_convolution", "02_pooling", "03_training"]
+    assert NAMES == exercise_names() == ["01_convolution", "02_pooling", "03_training", "04_upsampling"]
     for master in MASTERS:
         cells = nbformat.read(str(master), as_version=4).cells
         declared = dict(re.findall(r"# BEGIN QUESTION\nname: (q\d+)\npoints: (\d+)", "\n".join(
@@ -233,6 +234,50 @@ def train_step(model, optimizer, x, y, *, mistake=None):
     return loss if mistake == "tensor" else loss.item()
 
 
+def source_coordinate(i, in_size, out_size, align_corners, *, mistake=None):
+    if mistake == "mixed up":
+        align_corners = not align_corners
+    n_in, n_out = (out_size, in_size) if mistake == "inverted" else (in_size, out_size)
+    if align_corners:
+        u = i * (n_in - 1) / (n_out - 1)
+    else:
+        u = i * n_in / n_out if mistake == "no offset" else (i + 0.5) * n_in / n_out - 0.5
+    return u if mistake == "no clamp" else min(max(u, 0.0), in_size - 1.0)
+
+
+def bilinear_resize(x, size, align_corners=False, *, mistake=None):
+    if mistake == "swapped":
+        size = size[::-1]
+    corners = (not align_corners) if mistake == "align_corners" else align_corners
+
+    def neighbours(n_in, n_out):
+        i = torch.arange(n_out, dtype=x.dtype)
+        u = i * (n_in - 1) / (n_out - 1) if corners else (i + 0.5) * n_in / n_out - 0.5
+        if mistake != "no clamp":
+            u = u.clamp(0, n_in - 1)
+        first = u.floor().long()  # -1 left of the image when u is not clamped
+        return first, (first + 1).clamp(max=n_in - 1), (u - first) * (mistake != "nearest")  # t = 0: nearest
+
+    r0, r1, ty = neighbours(x.shape[1], size[0])
+    q0, q1, tx = neighbours(x.shape[2], size[1])
+    ty = ty[:, None]  # (h,) -> (h, 1)
+    rows = (1 - ty) * x[:, r0, :] + ty * x[:, r1, :]  # (C, h, W); a wrapped index -1 reads the last row
+    return (1 - tx) * rows[:, :, q0] + tx * rows[:, :, q1]  # (C, h, w)
+
+
+def conv_transpose2d(x, weight, stride=1, *, mistake=None):
+    weight = {"flipped": weight.flip(-2, -1), "swapped axes": weight.transpose(0, 1)}.get(mistake, weight)
+    step = 1 if mistake == "stride" else stride
+    k = weight.shape[-1]
+    height, width = x.shape[1:]
+    extra = mistake == "off by one"
+    out = x.new_zeros(weight.shape[1], (height - 1) * step + k + extra, (width - 1) * step + k)
+    for i in range(height):
+        for j in range(width):
+            out[:, i * step:i * step + k, j * step:j * step + k] += (x[:, i, j, None, None, None] * weight).sum(0)
+    return out
+
+
 # (exercise, question, implementation, its mistake, words of the message it must get)
 WRONG = [
     ("01_convolution", "q1", conv_output_size, "float", "floor division"),
@@ -298,6 +343,18 @@ WRONG = [
     ("03_training", "q3", train_step, "no step", "weights never change"),
     ("03_training", "q3", train_step, "softmax", "softmax is applied before the loss"),
     ("03_training", "q3", train_step, "sum", "summed over the batch"),
+    ("04_upsampling", "q1", source_coordinate, "mixed up", "align_corners is mixed up"),
+    ("04_upsampling", "q1", source_coordinate, "no offset", "half-pixel offset is missing"),
+    ("04_upsampling", "q1", source_coordinate, "inverted", "scale is inverted"),
+    ("04_upsampling", "q1", source_coordinate, "no clamp", "not clamped"),
+    ("04_upsampling", "q2", bilinear_resize, "nearest", "nearest-neighbour resizing"),
+    ("04_upsampling", "q2", bilinear_resize, "align_corners", "align_corners is ignored or mixed up"),
+    ("04_upsampling", "q2", bilinear_resize, "swapped", "height and width are swapped"),
+    ("04_upsampling", "q2", bilinear_resize, "no clamp", "the border is wrong"),
+    ("04_upsampling", "q3", conv_transpose2d, "stride", "stride is ignored"),
+    ("04_upsampling", "q3", conv_transpose2d, "flipped", "kernel is flipped"),
+    ("04_upsampling", "q3", conv_transpose2d, "swapped axes", "first two axes are swapped"),
+    ("04_upsampling", "q3", conv_transpose2d, "off by one", "off by one"),
 ]
 
 
@@ -363,6 +420,16 @@ CHEATS = [
     ("03_training", "q1", lambda x, g, b, eps=1e-5: F.batch_norm(x, None, None, g, b, training=True, eps=eps)),
     ("03_training", "q1", lambda x, g, b, eps=1e-5: companion.norm.BatchNorm2d(x.shape[1], eps=eps).double()(x) * g[:, None, None] + b[:, None, None]),
     ("03_training", "q2", lambda m, v, x, momentum=0.1: (F.batch_norm(x, m, v, training=True, momentum=momentum), (m, v))[1]),
+    ("04_upsampling", "q1", lambda i, n, m, a: float(F.interpolate(torch.arange(float(n))[None, None], m, mode="linear", align_corners=a)[0, 0, i])),
+    ("04_upsampling", "q1", lambda i, n, m, a: float(companion.upsample.source_coordinates(n, m, a)[2][i])),
+    ("04_upsampling", "q2", lambda x, size, a=False: F.interpolate(x[None], size, mode="bilinear", align_corners=a)[0]),
+    ("04_upsampling", "q2", lambda x, size, a=False: nn.Upsample(size, mode="bilinear", align_corners=a)(x[None])[0]),
+    ("04_upsampling", "q2", lambda x, size, a=False: companion.upsample.bilinear_resize(x[None], size, a)[0]),
+    ("04_upsampling", "q3", lambda x, w, s=1: F.conv_transpose2d(x[None], w, stride=s)[0]),
+    ("04_upsampling", "q3", lambda x, w, s=1: companion.upsample.conv_transpose2d(x, w, stride=s)),
+    ("04_upsampling", "q3", lambda x, w, s=1: torch.func.vjp(
+        lambda z: F.conv2d(z, w, stride=s), x.new_zeros(1, x.shape[0], (x.shape[1] - 1) * s + w.shape[-1],
+                                                       (x.shape[2] - 1) * s + w.shape[-1]))[1](x[None])[0][0]),
 ]
 
 

@@ -8,6 +8,7 @@ ending in ``# BEGIN PROMPT`` and ``# END PROMPT``. Run from the repository root:
     python -m companion.grade.build            # every master -> exercises/<nn>_<name>/<nn>_<name>.ipynb
     python -m companion.grade.build --verify   # first grade each master: it must score full marks
     python -m companion.grade.build --check    # exit 1 if a committed student notebook is out of date
+    python -m companion.grade.build --only 05_alexnet_vgg --verify   # one exercise (several names allowed)
 
 The student notebooks are otter's output with outputs cleared, otter's metadata dropped, and cell
 ids numbered, so that building twice gives the same file.
@@ -23,6 +24,7 @@ import io
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
@@ -31,9 +33,16 @@ import nbformat
 MASTERS = "_masters"
 
 
-def masters(exercises: str | Path = "exercises") -> list[Path]:
-    """The master notebooks, e.g. ``exercises/_masters/01_convolution.ipynb``."""
-    return sorted((Path(exercises) / MASTERS).glob("*.ipynb"))
+def masters(exercises: str | Path = "exercises", only: Sequence[str] | None = None) -> list[Path]:
+    """The master notebooks, e.g. ``exercises/_masters/01_convolution.ipynb`` (those named in ``only``, if given)."""
+    found = sorted((Path(exercises) / MASTERS).glob("*.ipynb"))
+    if only is None:
+        return found
+    unknown = sorted(set(only) - {m.stem for m in found})
+    if unknown:
+        raise ValueError(f"no master named {', '.join(unknown)} in {Path(exercises) / MASTERS}; "
+                         f"masters: {', '.join(m.stem for m in found)}")
+    return [m for m in found if m.stem in only]
 
 
 def student_path(master: Path, exercises: str | Path = "exercises") -> Path:
@@ -77,19 +86,20 @@ def verify(master: Path) -> list[str]:
 
 
 def build(exercises: str | Path = "exercises", *, out: str | Path | None = None,
-          check_masters: bool = False) -> list[Path]:
+          check_masters: bool = False, only: Sequence[str] | None = None) -> list[Path]:
     """Write the student notebook of every master.
 
     Args:
         exercises: the exercises folder (with ``_masters/`` inside).
         out: write into this folder instead (``<out>/<name>/<name>.ipynb``), e.g. to compare.
         check_masters: grade each master first and stop if one does not score full marks.
+        only: build just the masters with these names (default: all).
 
     Returns:
         The notebooks written.
     """
     written = []
-    for master in masters(exercises):
+    for master in masters(exercises, only):
         if check_masters:
             problems = verify(master)
             if problems:
@@ -101,10 +111,10 @@ def build(exercises: str | Path = "exercises", *, out: str | Path | None = None,
     return written
 
 
-def stale(exercises: str | Path = "exercises") -> list[str]:
+def stale(exercises: str | Path = "exercises", only: Sequence[str] | None = None) -> list[str]:
     """The student notebooks that differ (cell types or sources) from a fresh build of their master."""
     found = []
-    for master in masters(exercises):
+    for master in masters(exercises, only):
         fresh = student_notebook(master)
         path = student_path(master, exercises)
         if not path.is_file():
@@ -121,18 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exercises", default="exercises", help="the exercises folder (default %(default)s)")
     parser.add_argument("--check", action="store_true", help="only report student notebooks that are out of date")
     parser.add_argument("--verify", action="store_true", help="grade every master first; it must score full marks")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these exercises, e.g. 05_alexnet_vgg")
     args = parser.parse_args(argv)
-    if not masters(args.exercises):
+    try:
+        chosen = masters(args.exercises, args.only)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not chosen:
         print(f"error: no masters in {Path(args.exercises) / MASTERS}", file=sys.stderr)
         return 2
     if args.check:
-        problems = stale(args.exercises)
+        problems = stale(args.exercises, args.only)
         for problem in problems:
             print(problem)
         if problems:
             print("run: python -m companion.grade.build")
         return 1 if problems else 0
-    for path in build(args.exercises, check_masters=args.verify):
+    for path in build(args.exercises, check_masters=args.verify, only=args.only):
         print(f"wrote {path}")
     return 0
 

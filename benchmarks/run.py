@@ -7,9 +7,12 @@
    10,000 test images (target: >= 92%).
 3. Convolution speed on a 1x16x64x64 input with 32 3x3 filters: the im2col ``conv2d`` against
    ``F.conv2d`` (target: within 2x) and against the loop version (target: >= 50x faster).
+4. The architectures of part II: parameters and multiply-adds of every ``companion.models``
+   builder at its paper's input size, next to torchvision's model (its parameters, and the GFLOPs
+   its weights' metadata lists, which are multiply-adds) and the paper's figures.
 
-Usage: ``python benchmarks/run.py [--only notebooks speedrun conv] [--seconds 60]``. The tables
-are also written to ``benchmarks/results/latest.md``.
+Usage: ``python benchmarks/run.py [--only notebooks speedrun conv models] [--seconds 60]``. The
+tables are also written to ``benchmarks/results/latest.md``.
 """
 
 from __future__ import annotations
@@ -107,10 +110,82 @@ def conv_table() -> str:
     ])
 
 
+# The papers' own figures: (millions of parameters, billions of multiply-adds), None where the paper
+# states none for that network.
+PAPER = {
+    "alexnet (2012 paper's table)": (60, None),  # Krizhevsky et al. 2012, Section 1: "60 million parameters"
+    "vgg11": (133, None), "vgg16": (138, None),  # Simonyan & Zisserman, Table 2
+    "googlenet": (6.8, 1.5),  # Szegedy et al. 2015, Table 1 (sum of the params column) and Section 5
+    "resnet18": (None, 1.8), "resnet34": (None, 3.6), "resnet50": (None, 3.8),  # He et al. 2016, Table 1
+    "resnext50_32x4d": (25.0, 4.2),  # Xie et al. 2017, Table 1
+    "wide_resnet50_2": (68.9, None),  # Zagoruyko & Komodakis 2016, ImageNet table (WRN-50-2-bottleneck)
+    "mobilenet_v1": (4.2, 0.569),  # Howard et al. 2017, Table 6
+    "mobilenet_v2": (3.4, 0.300),  # Sandler et al. 2018, Table 4
+    "squeezenet1_0": (1.248, None),  # Iandola et al. 2016, Table 1
+    "se_resnet50": (28.1, 3.87),  # Hu et al. 2018, Table 2
+    "wide_resnet(28, 10), CIFAR": (36.5, None),  # Zagoruyko & Komodakis 2016, Table 4
+    "VisionTransformer ViT-B/16": (86, None),  # Dosovitskiy et al. 2021, Table 1
+}
+
+
+def models_table() -> str:
+    import torch
+    import torchvision
+
+    from companion import count, models
+    from companion.models.alexnet import ALEXNET_2012, AlexNet
+
+    tv = torchvision.models
+    def theirs(builder, **kwargs):  # torchvision's model (random weights) and its weights' enum, for the metadata
+        return lambda: builder(weights=None, **kwargs), torchvision.models.get_model_weights(builder)
+
+    rows = [  # (name, our builder, (torchvision builder, its weights enum) or None, input size)
+        ("alexnet", models.alexnet, theirs(tv.alexnet), 224),
+        ("alexnet (2012 paper's table)", lambda: AlexNet(ALEXNET_2012), None, 224),
+        ("vgg11", models.vgg11, theirs(tv.vgg11), 224), ("vgg16", models.vgg16, theirs(tv.vgg16), 224),
+        ("googlenet", lambda: models.googlenet(aux_logits=False),
+         theirs(tv.googlenet, aux_logits=False, init_weights=True), 224),
+        ("inception_v3", models.inception_v3, theirs(tv.inception_v3, init_weights=True), 299),
+        ("resnet18", models.resnet18, theirs(tv.resnet18), 224), ("resnet34", models.resnet34, theirs(tv.resnet34), 224),
+        ("resnet50", models.resnet50, theirs(tv.resnet50), 224),
+        ("resnext50_32x4d", models.resnext50_32x4d, theirs(tv.resnext50_32x4d), 224),
+        ("wide_resnet50_2", models.wide_resnet50_2, theirs(tv.wide_resnet50_2), 224),
+        ("densenet121", models.densenet121, theirs(tv.densenet121), 224),
+        ("mobilenet_v1", models.mobilenet_v1, None, 224),
+        ("mobilenet_v2", models.mobilenet_v2, theirs(tv.mobilenet_v2), 224),
+        ("squeezenet1_0", models.squeezenet1_0, theirs(tv.squeezenet1_0), 224),
+        ("squeezenet1_1", models.squeezenet1_1, theirs(tv.squeezenet1_1), 224),
+        ("se_resnet50", models.se_resnet50, None, 224),
+        ("wide_resnet(28, 10), CIFAR", lambda: models.wide_resnet(28, 10, 10), None, 32),
+        ("VisionTransformer ViT-B/16", lambda: models.VisionTransformer(224, 16, 768, 12, 12, 3072, 1000),
+         theirs(tv.vit_b_16), 224),
+    ]
+    table = ["| model | input | ours: parameters | ours: GMACs | torchvision: parameters | torchvision: GFLOPs (meta) "
+             "| paper: parameters (M) | paper: GMACs |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, ours, reference, size in rows:
+        model = ours().eval()
+        params = count.count_parameters(model)
+        with torch.no_grad():
+            macs = count.count_flops(model, (1, 3, size, size)) / 1e9
+        tv_params = tv_ops = "—"
+        if reference is not None:
+            builder, weights = reference
+            tv_params = f"{sum(p.numel() for p in builder().parameters()):,}"
+            tv_ops = f"{list(weights)[0].meta['_ops']:.3f}"
+        paper_params, paper_macs = PAPER.get(name, (None, None))
+        table.append(f"| {name} | {size} | {params:,} | {macs:.3f} | {tv_params} | {tv_ops} | "
+                     f"{'—' if paper_params is None else f'{paper_params:g}'} | "
+                     f"{'—' if paper_macs is None else f'{paper_macs:g}'} |")
+        print(table[-1], flush=True)
+    table.append("\nMultiply-adds are counted per layer (convolutions and linear layers, `companion.count`); "
+                 "torchvision's ViT figure also counts the attention products (QK^T and AV), which no layer holds.")
+    return "\n".join(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=["notebooks", "speedrun", "conv"],
-                        choices=["notebooks", "speedrun", "conv"])
+    parser.add_argument("--only", nargs="*", default=["notebooks", "speedrun", "conv", "models"],
+                        choices=["notebooks", "speedrun", "conv", "models"])
     parser.add_argument("--seconds", type=float, default=60.0, help="speed-run training budget")
     args = parser.parse_args()
     os.environ.update(COMPANION_PROFILE="quick", OMP_NUM_THREADS=str(THREADS), MPLBACKEND="Agg")
@@ -120,7 +195,7 @@ def main() -> None:
     tables = []
     for name in args.only:
         print(f"== {name}", flush=True)
-        table = {"notebooks": notebooks_table, "conv": conv_table}.get(name)
+        table = {"notebooks": notebooks_table, "conv": conv_table, "models": models_table}.get(name)
         tables.append(table() if table else speedrun_table(args.seconds))
         print(tables[-1], flush=True)
     out = ROOT / "benchmarks" / "results"

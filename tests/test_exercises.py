@@ -57,7 +57,8 @@ def test_every_exercise_has_a_master_a_student_notebook_and_three_to_six_checked
         assert 3 <= len(questions) <= 6 and set(declared) == set(questions)
         for name, question in questions.items():
             assert float(declared[name]) == question.points  # otter's points == the check's points
-            assert any(f"def {question.function}(" in c.source for c in cells)  # the question names its function
+            # the question names its function (or its class, for a module the learner writes)
+            assert any(f"def {question.function}(" in c.source or f"class {question.function}(" in c.source for c in cells)
             assert any(c.source == f'check("{name}", {question.function})' for c in cells)
         assert student_path(master, EXERCISES).is_file()
 

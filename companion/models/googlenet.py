@@ -174,6 +174,40 @@ class InceptionBlock(nn.Module):
         return torch.cat(branches, dim=1)  # (N, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W)
 
 
+class NaiveInceptionBlock(nn.Module):
+    """The "naive" Inception module (the paper's Figure 2a): no 1x1 reductions, no pool projection.
+
+    A 1x1, a 3x3 and a 5x5 convolution read the input directly, and a 3x3 max-pool passes all the
+    input channels through; the four are concatenated. The paper shows it to explain why the real
+    module (:class:`InceptionBlock`) puts 1x1 convolutions in front: here the 5x5 convolution costs
+    ``25 * in_channels * ch5x5`` multiply-adds per position, and the output always has more channels
+    than the input, so stacked modules grow without bound. Units are :class:`BasicConv2d`, as in
+    :class:`InceptionBlock`, so that the two can be compared layer for layer.
+
+    Args:
+        in_channels: channels of the input.
+        ch1x1, ch3x3, ch5x5: output channels of the three convolutions.
+        kernel_5x5: kernel of the "5x5" branch (odd; 5 as in the paper).
+
+    Shapes:
+        ``(N, in_channels, H, W) -> (N, ch1x1 + ch3x3 + ch5x5 + in_channels, H, W)``.
+    """
+
+    def __init__(self, in_channels: int, ch1x1: int, ch3x3: int, ch5x5: int, kernel_5x5: int = 5) -> None:
+        super().__init__()
+        if kernel_5x5 % 2 == 0 or kernel_5x5 < 1:
+            raise ValueError(f"kernel_5x5 must be odd (so that padding keeps the size), got {kernel_5x5!r}")
+        self.branch1 = BasicConv2d(in_channels, ch1x1, 1)
+        self.branch2 = BasicConv2d(in_channels, ch3x3, 3, padding=1)
+        self.branch3 = BasicConv2d(in_channels, ch5x5, kernel_5x5, padding=kernel_5x5 // 2)
+        self.branch4 = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
+        self.out_channels = ch1x1 + ch3x3 + ch5x5 + in_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        branches = [self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)]  # each (N, c_i, H, W)
+        return torch.cat(branches, dim=1)  # (N, ch1x1 + ch3x3 + ch5x5 + in_channels, H, W)
+
+
 class AuxClassifier(nn.Module):
     """GoogLeNet's auxiliary classifier: 4x4 average pool, 1x1 conv to 128, linear 1024, dropout, linear.
 
@@ -372,4 +406,5 @@ def googlenet(num_classes: int = 1000, *, in_channels: int = 3, aux_logits: bool
 
 __all__ = ["AUX_HEADS", "GOOGLENET", "GOOGLENET_SMALL_STEM", "GOOGLENET_STEM", "IMAGENET_MEAN", "IMAGENET_STD",
            "AuxClassifier", "BasicConv2d", "ConvRow", "GoogLeNet", "GoogLeNetOutputs", "InceptionBlock",
-           "InceptionRow", "PoolRow", "build_stem", "googlenet", "imagenet_to_unit_range", "stem_windows"]
+           "InceptionRow", "NaiveInceptionBlock", "PoolRow", "build_stem", "googlenet", "imagenet_to_unit_range",
+           "stem_windows"]

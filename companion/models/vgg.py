@@ -16,6 +16,16 @@ ImageNet weights load into them; ``batch_norm=True`` matches ``torchvision.model
   evaluation"; at 224x224 the pool does nothing);
 * the optional batch norm after each convolution, which came later (Ioffe & Szegedy, 2015).
 
+The paper's dense evaluation is :func:`convolutional_head`: the three linear layers rewritten as a
+7x7 convolution and two 1x1 ones, with the same weights, so that a larger image gives a map of
+class scores, one per 7x7 window of the feature map (the idea of OverFeat, Sermanet et al., 2014,
+https://arxiv.org/abs/1312.6229).
+
+The course's own option ``kernel_size`` (3 in every VGG) builds the same network with another
+square kernel, e.g. one 5x5 convolution per stage, for the chapter's comparison of a stack of
+two 3x3 convolutions with one 5x5 convolution that sees the same 5x5 window (the paper's Section
+4.1 makes the same comparison on ImageNet).
+
 The course's own option ``small_input=True`` is the usual network for 28x28 and 32x32 images:
 the last max-pool is dropped (after four of them, a 28x28 image is already 1x1) and the
 7x7x512 -> 4096 -> 4096 classifier, which is most of VGG's parameters, becomes global average
@@ -50,17 +60,26 @@ VGG19: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, 
 POOL = Window(kernel=2, stride=2)
 
 
-def make_layers(config: Config, in_channels: int = 3, batch_norm: bool = False) -> list[nn.Module]:
+def make_layers(config: Config, in_channels: int = 3, batch_norm: bool = False,
+                kernel_size: int = 3) -> list[nn.Module]:
     """The convolutional part of a VGG: ``conv3x3 -> [BN] -> ReLU`` per number, ``MaxPool2d(2)`` per ``"M"``.
 
     Args:
         config: e.g. :data:`VGG16`.
         in_channels: channels of the input images.
         batch_norm: put a batch norm between each convolution and its ReLU.
+        kernel_size: the (odd) side of every convolution's kernel, padded by ``kernel_size // 2`` so
+            that the convolutions keep the size; 3 in VGG (and in torchvision's ``make_layers``).
 
     Returns:
         The layers, in order (their positions are torchvision's: ``features.0`` is the first convolution).
+
+    Raises:
+        ValueError: an entry that is neither a positive int nor ``"M"``, or an even or non-positive ``kernel_size``.
     """
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size <= 0 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int (so that padding kernel_size // 2 keeps the size), "
+                         f"got {kernel_size!r}")
     layers: list[nn.Module] = []
     channels = in_channels
     for entry in config:
@@ -71,7 +90,7 @@ def make_layers(config: Config, in_channels: int = 3, batch_norm: bool = False) 
             raise ValueError(f"a VGG config holds positive ints (convolution widths) and 'M' (max-pool), "
                              f"got {entry!r} in {list(config)}")
         # The convolution keeps its bias even before a batch norm, as torchvision's does (the norm makes it redundant).
-        layers.append(nn.Conv2d(channels, entry, kernel_size=3, padding=1))
+        layers.append(nn.Conv2d(channels, entry, kernel_size=kernel_size, padding=kernel_size // 2))
         if batch_norm:
             layers.append(nn.BatchNorm2d(entry))
         layers.append(nn.ReLU(inplace=True))
@@ -90,6 +109,7 @@ class VGG(nn.Module):
         small_input: for 28x28 or 32x32 images: drop a final ``"M"`` and classify with global
             average pooling and one linear layer instead of the 7x7 pool and three linear layers.
         dropout: dropout probability in the three-layer classifier.
+        kernel_size: the side of every convolution's kernel (3 in VGG; see :func:`make_layers`).
 
     ``features(x)``: ``(N, in_channels, H, W) -> (N, C, H / 2**p, W / 2**p)``, with ``C`` the last
     width and ``p`` the number of max-pools (rounded down at each pool); ``H, W >= 2**p``.
@@ -97,7 +117,7 @@ class VGG(nn.Module):
     """
 
     def __init__(self, config: Config, num_classes: int = 1000, *, in_channels: int = 3, batch_norm: bool = False,
-                 small_input: bool = False, dropout: float = 0.5) -> None:
+                 small_input: bool = False, dropout: float = 0.5, kernel_size: int = 3) -> None:
         super().__init__()
         check_positive_int(num_classes, "num_classes")
         check_positive_int(in_channels, "in_channels")
@@ -108,7 +128,7 @@ class VGG(nn.Module):
             raise ValueError(f"a VGG config needs at least one convolution width, got {list(config)}")
         if small_input and config[-1] == "M":
             config = config[:-1]  # small images: no pooling of the last, already tiny, map
-        layers = make_layers(config, in_channels, batch_norm)
+        layers = make_layers(config, in_channels, batch_norm, kernel_size)
         self.in_channels, self.out_channels = in_channels, int(widths[-1])
         self.min_size = min_input_size([POOL] * list(config).count("M"))  # 2 ** (number of max-pools)
         self.features = CheckedSequential(layers, channels=in_channels, min_size=self.min_size, model="VGG")
@@ -151,6 +171,46 @@ class VGG(nn.Module):
         return self.head(self.features(x))
 
 
+def convolutional_head(model: VGG) -> nn.Sequential:
+    """The classifier of ``model`` as convolutions, for the paper's dense evaluation (its Section 3.2).
+
+    The first linear layer reads the flattened ``(C, 7, 7)`` map, so its weight ``(4096, C * 7 * 7)``
+    reshaped to ``(4096, C, 7, 7)`` is a 7x7 convolution; the two others become 1x1 convolutions.
+    On the 7x7 map of a 224x224 image the result is the classifier's output, as a ``(N, K, 1, 1)``
+    map; on the larger map of a larger image, one score vector per 7x7 window (stride 1), which
+    the paper averages into one prediction. The weights are copies: the model is not changed.
+
+    Args:
+        model: a :class:`VGG` with its three-layer classifier (not built with ``small_input``).
+
+    Returns:
+        ``Conv2d(C, 4096, 7) -> ReLU -> Dropout -> Conv2d(4096, 4096, 1) -> ReLU -> Dropout ->
+        Conv2d(4096, K, 1)``, taking ``features(x)`` ``(N, C, h, w)`` with ``h, w >= 7`` to
+        ``(N, K, h - 6, w - 6)``. It does not apply ``model.avgpool``, which would squeeze the map back to 7x7.
+
+    Raises:
+        TypeError: ``model`` is not a :class:`VGG`.
+        ValueError: ``model`` has the one-layer classifier of ``small_input=True``.
+    """
+    if not isinstance(model, VGG):
+        raise TypeError(f"model must be a VGG, got {type(model).__name__}")
+    linears = [m for m in model.classifier.modules() if isinstance(m, nn.Linear)]
+    if len(linears) != 3 or model.avgpool.output_size != (7, 7):
+        raise ValueError("convolutional_head needs the 7x7 pool and three linear layers of a VGG built without "
+                         "small_input=True; a small_input model already ends with global pooling and one layer")
+    dropout = next(m for m in model.classifier.modules() if isinstance(m, nn.Dropout)).p
+    (fc1, fc2, fc3), c = linears, model.out_channels
+    convs = [nn.Conv2d(c, fc1.out_features, 7), nn.Conv2d(fc2.in_features, fc2.out_features, 1),
+             nn.Conv2d(fc3.in_features, fc3.out_features, 1)]
+    with torch.no_grad():
+        for conv, fc in zip(convs, (fc1, fc2, fc3)):
+            # flatten(z, 1) ordered fc1's inputs as (C, 7, 7), so its rows reshape to 7x7 kernels: (out, C, 7, 7).
+            conv.weight.copy_(fc.weight.reshape(conv.weight.shape))  # fc2, fc3: (out, in) -> (out, in, 1, 1)
+            conv.bias.copy_(fc.bias)
+    return nn.Sequential(convs[0], nn.ReLU(inplace=True), nn.Dropout(dropout),
+                         convs[1], nn.ReLU(inplace=True), nn.Dropout(dropout), convs[2])
+
+
 def vgg11(num_classes: int = 1000, *, in_channels: int = 3, batch_norm: bool = False, small_input: bool = False,
           dropout: float = 0.5) -> VGG:
     """VGG-11 (configuration A): 132,863,336 parameters for 1000 classes (the paper's 133 million)."""
@@ -165,4 +225,4 @@ def vgg16(num_classes: int = 1000, *, in_channels: int = 3, batch_norm: bool = F
                dropout=dropout)
 
 
-__all__ = ["VGG", "VGG11", "VGG13", "VGG16", "VGG19", "make_layers", "vgg11", "vgg16"]
+__all__ = ["VGG", "VGG11", "VGG13", "VGG16", "VGG19", "convolutional_head", "make_layers", "vgg11", "vgg16"]

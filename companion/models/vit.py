@@ -232,4 +232,46 @@ class VisionTransformer(nn.Module):
         return tokens[:, 1:].transpose(1, 2).reshape(n, self.dim, self.grid, self.grid)  # (N, dim, S/p, S/p)
 
 
-__all__ = ["MultiHeadSelfAttention", "TransformerBlock", "VisionTransformer", "load_torch_attention"]
+def load_torchvision_vit(ours: VisionTransformer, theirs: nn.Module) -> None:
+    """Copy the weights of a ``torchvision.models.VisionTransformer`` of the same shape into ``ours``.
+
+    torchvision names the parts differently (``conv_proj``, ``class_token``, ``encoder.layers``,
+    ``ln_1``, ``self_attention``, ``mlp.0``/``mlp.3``, ``heads.head``) and keeps each block's three
+    input projections stacked (see :func:`load_torch_attention`); the functions are the same. With
+    ``theirs = torchvision.models.vit_b_16(weights="IMAGENET1K_V1")`` (a download) and
+    ``ours = VisionTransformer(224, 16, 768, 12, 12, 3072, 1000)`` this loads the ImageNet weights.
+
+    Raises:
+        TypeError: ``ours`` is not a :class:`VisionTransformer` or ``theirs`` not torchvision's.
+        ValueError: the two differ in channels, image size, patch size, width, depth, MLP width or classes
+            (or, from :func:`load_torch_attention`, in heads).
+    """
+    from torchvision.models import VisionTransformer as TorchvisionViT
+
+    if not isinstance(ours, VisionTransformer) or not isinstance(theirs, TorchvisionViT):
+        raise TypeError(f"expected a VisionTransformer and a torchvision.models.VisionTransformer, "
+                        f"got {type(ours).__name__} and {type(theirs).__name__}")
+    mlp_dim = ours.blocks[0].mlp[0].out_features if len(ours.blocks) else theirs.mlp_dim
+    mine = (ours.channels, ours.image_size, ours.patch_size, ours.dim, len(ours.blocks), mlp_dim,
+            ours.classifier.out_features)
+    other = (theirs.conv_proj.in_channels, theirs.image_size, theirs.patch_size, theirs.hidden_dim,
+             len(theirs.encoder.layers), theirs.mlp_dim, theirs.num_classes)
+    if mine != other or not hasattr(theirs.heads, "head") or len(theirs.heads) != 1:
+        raise ValueError(f"the two ViTs must have the same (channels, image_size, patch_size, dim, depth, mlp_dim, "
+                         f"num_classes) and torchvision's a single linear head; got {mine} and {other}")
+    with torch.no_grad():
+        ours.patch_embed.load_state_dict(theirs.conv_proj.state_dict())
+        ours.cls_token.copy_(theirs.class_token)                   # (1, 1, dim)
+        ours.pos_embedding.copy_(theirs.encoder.pos_embedding)     # (1, 1 + P, dim)
+        for block, layer in zip(ours.blocks, theirs.encoder.layers):
+            block.norm1.load_state_dict(layer.ln_1.state_dict())
+            load_torch_attention(block.attn, layer.self_attention)
+            block.norm2.load_state_dict(layer.ln_2.state_dict())
+            block.mlp[0].load_state_dict(layer.mlp[0].state_dict())  # Linear(dim, mlp_dim)
+            block.mlp[2].load_state_dict(layer.mlp[3].state_dict())  # Linear(mlp_dim, dim); mlp[1], [2] are GELU, dropout
+        ours.norm.load_state_dict(theirs.encoder.ln.state_dict())
+        ours.classifier.load_state_dict(theirs.heads.head.state_dict())
+
+
+__all__ = ["MultiHeadSelfAttention", "TransformerBlock", "VisionTransformer", "load_torch_attention",
+           "load_torchvision_vit"]

@@ -191,25 +191,53 @@ def densenet121(num_classes: int = 1000, *, in_channels: int = 3, small_input: b
                     small_input=small_input)
 
 
-def feature_reuse(block: DenseBlock) -> Tensor:
+def feature_reuse(block: DenseBlock, after: Transition | nn.Linear | None = None) -> Tensor:
     """How strongly each layer of a dense block uses each of its sources (the paper's Figure 5).
 
     Layer ``l`` reads ``[x_0, x_1, ..., x_{l-1}]``: the block's input and the outputs of layers
     ``1 .. l-1``. Its first convolution's weights split along the input channels into one slice per
     source; the mean absolute weight of a slice measures how much the layer draws on that source.
 
+    Args:
+        block: a trained (or untrained) :class:`DenseBlock`.
+        after: the layer that reads the block's whole output, ``[x_0, ..., x_L]``: the
+            :class:`Transition` that follows it, or, after the last block, the classifier
+            (``nn.Linear``; the final BN-ReLU and global pooling keep the channels in order). Its
+            weights get one more row, as in the paper's figure.
+
     Returns:
-        ``Tensor[L, L]``: entry ``[l - 1, s]`` is layer ``l``'s mean ``|w|`` on source ``s``
-        (``s = 0``: the block's input), and NaN where ``s >= l`` (a layer cannot read later ones).
+        ``Tensor[L, L]`` (``Tensor[L + 1, L + 1]`` with ``after``): entry ``[l - 1, s]`` is layer
+        ``l``'s mean ``|w|`` on source ``s`` (``s = 0``: the block's input), and NaN where ``s >= l``
+        (a layer cannot read later ones); the last row, with ``after``, covers all ``L + 1`` sources.
+
+    Raises:
+        TypeError: ``block`` is not a :class:`DenseBlock`, or ``after`` is neither a
+            :class:`Transition` nor an ``nn.Linear``.
+        ValueError: ``after`` does not take the block's ``C + L k`` output channels.
     """
     if not isinstance(block, DenseBlock):
         raise TypeError(f"block must be a DenseBlock, got {type(block).__name__}")
     layers = list(block.values())
     input_channels = layers[0].conv1.in_channels
     growth = layers[0].conv2.out_channels
-    reuse = torch.full((len(layers), len(layers)), float("nan"))
-    for i, layer in enumerate(layers):  # layer i + 1 reads the block input and layers 1 .. i
-        w = layer.conv1.weight.detach().abs()  # (bn_size * k, input_channels + i * k, 1, 1)
+    rows = len(layers) + (after is not None)
+    reuse = torch.full((rows, rows), float("nan"))
+    weights = [layer.conv1.weight for layer in layers]  # layer i + 1: (bn_size * k, C + i * k, 1, 1)
+    if after is not None:
+        if isinstance(after, Transition):
+            weight = after.conv.weight  # (C_out, C + L k, 1, 1)
+        elif isinstance(after, nn.Linear):
+            weight = after.weight  # (num_classes, C + L k)
+        else:
+            raise TypeError(f"after must be the Transition or the nn.Linear classifier that follows the block, "
+                            f"got {type(after).__name__}")
+        block_out = input_channels + len(layers) * growth
+        if weight.shape[1] != block_out:
+            raise ValueError(f"after must read the block's {block_out} output channels "
+                             f"({input_channels} + {len(layers)} x {growth}), but it takes {weight.shape[1]}")
+        weights.append(weight)
+    for i, weight in enumerate(weights):  # row i reads the block input and layers 1 .. i
+        w = weight.detach().abs()
         reuse[i, 0] = w[:, :input_channels].mean()
         for s in range(1, i + 1):
             start = input_channels + (s - 1) * growth

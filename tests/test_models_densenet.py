@@ -1,0 +1,81 @@
+"""Chapter 9's additions to ``companion.models.densenet``: ``feature_reuse`` with the layer after the block.
+
+The oracle for the extra row is the weights themselves: a transition's (or the classifier's) weight
+set slice by slice to known values must come back as those values, and a layer reading the wrong
+number of channels gets a clear message. The channel walk of exercise 9, question 1, is checked
+against torchvision's ``DenseNet`` here too (its reference uses the formula).
+"""
+
+import runpy
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from companion.models import densenet as densenet_module
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _block_with_known_weights():
+    """A block of 3 layers on 5 channels with k = 2, each slice of each conv1 set to 10 * row + source."""
+    block = densenet_module.DenseBlock(num_layers=3, in_channels=5, growth_rate=2, bn_size=2)
+    with torch.no_grad():
+        for i, layer in enumerate(block.values()):  # layer i + 1 reads 5 + 2 i channels
+            w = layer.conv1.weight  # (4, 5 + 2 i, 1, 1)
+            w[:, :5] = -10.0 * (i + 1)  # negative: the map uses |w|
+            for s in range(1, i + 1):
+                w[:, 5 + 2 * (s - 1):5 + 2 * s] = 10.0 * (i + 1) + s
+    return block
+
+
+@pytest.mark.parametrize("kind", ["transition", "classifier"])
+def test_feature_reuse_adds_a_row_for_the_layer_after_the_block(kind):
+    block = _block_with_known_weights()  # outputs 5 + 3 * 2 = 11 channels
+    after = densenet_module.Transition(11, 5) if kind == "transition" else nn.Linear(11, 10)
+    weight = after.conv.weight if kind == "transition" else after.weight  # (5, 11, 1, 1) or (10, 11)
+    with torch.no_grad():
+        weight[:, :5] = 40.0
+        for s in range(1, 4):
+            weight[:, 5 + 2 * (s - 1):5 + 2 * s] = -(40.0 + s)
+    reuse = densenet_module.feature_reuse(block, after)
+    nan = float("nan")
+    expected = torch.tensor([[10.0, nan, nan, nan],
+                             [20.0, 21.0, nan, nan],
+                             [30.0, 31.0, 32.0, nan],
+                             [40.0, 41.0, 42.0, 43.0]])
+    torch.testing.assert_close(reuse, expected, equal_nan=True)
+    torch.testing.assert_close(densenet_module.feature_reuse(block), expected[:3, :3], equal_nan=True)
+
+
+def test_feature_reuse_of_a_trained_style_model_reads_its_own_weights():
+    # The whole DenseNet: the rows of block 1 + transition 1 are means of slices of the live weights.
+    torch.manual_seed(0)
+    model = densenet_module.DenseNet(4, (3, 2), 8, num_classes=3, small_input=True)
+    reuse = densenet_module.feature_reuse(model.features.denseblock1, model.features.transition1)
+    w = model.features.transition1.conv.weight.abs()  # (10, 20, 1, 1): reads 8 + 3 * 4 channels
+    torch.testing.assert_close(reuse[3], torch.stack([w[:, :8].mean()] + [w[:, 8 + 4 * s:12 + 4 * s].mean()
+                                                                          for s in range(3)]))
+    last = densenet_module.feature_reuse(model.features.denseblock2, model.classifier)  # 10 + 2 * 4 = 18 channels
+    assert last.shape == (3, 3) and not last[-1].isnan().any()
+
+
+def test_feature_reuse_explains_a_wrong_following_layer():
+    block = _block_with_known_weights()
+    message = r"after must read the block's 11 output channels \(5 \+ 3 x 2\), but it takes 12"
+    with pytest.raises(ValueError, match=message):
+        densenet_module.feature_reuse(block, nn.Linear(12, 10))
+    with pytest.raises(TypeError, match="after must be the Transition or the nn.Linear classifier"):
+        densenet_module.feature_reuse(block, nn.Conv2d(11, 5, 1))
+
+
+@pytest.mark.parametrize("init, k, blocks", [(64, 32, (6, 12, 24, 16)), (96, 48, (6, 12, 36, 24)),
+                                             (24, 12, (16, 16, 16)), (7, 5, (3, 1, 4)), (16, 8, (6, 6))])
+def test_the_channel_walk_of_exercise_9_matches_torchvision_and_the_companion(init, k, blocks):
+    walk = runpy.run_path(str(ROOT / "companion" / "exercise_tests" / "09_densenet" / "q1.py"))["reference"]
+    with torch.device("meta"):
+        theirs = torchvision.models.DenseNet(k, blocks, init)
+        ours = densenet_module.DenseNet(k, blocks, init)
+    assert walk(init, k, blocks, 0.5) == theirs.classifier.in_features == ours.out_channels

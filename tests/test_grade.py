@@ -371,3 +371,45 @@ def test_cli_says_what_is_wrong_with_its_arguments(tmp_path, capsys):
     assert main(["99_nothing", str(tmp_path), "--out", str(tmp_path / "g.csv")]) == 2
     assert "no checks for exercise '99_nothing'" in capsys.readouterr().err
     assert TESTS_ROOT.is_dir()
+
+
+# ----------------------------------------------------------------------------------------------
+# module questions: random reference weights, loaded into the learner's module by name
+
+
+def test_random_state_has_the_template_s_names_and_shapes_and_positive_batch_norm_scales():
+    from companion.grade import Draw
+    from companion.grade.modules import random_state
+
+    with torch.device("meta"):
+        template = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4))
+    state = random_state(Draw(0), template)
+    assert {k: v.shape for k, v in state.items()} == {k: v.shape for k, v in template.state_dict().items()}
+    assert not any(v.is_meta for v in state.values())
+    assert (state["1.weight"] >= 0.5).all() and (state["1.running_var"] >= 0.5).all()
+    assert state["0.weight"].std() > 0.1 and int(state["1.num_batches_tracked"]) == 0
+    assert torch.equal(state["0.weight"], random_state(Draw(0), template)["0.weight"])  # one seed, one draw
+
+
+def test_load_named_state_loads_by_name_and_names_what_does_not_fit():
+    from companion.grade import Draw
+    from companion.grade.modules import load_named_state, random_state
+
+    reference = nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3)).eval()
+    state = random_state(Draw(1), reference)
+    reference.load_state_dict(state)
+    learner = nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3, track_running_stats=True))
+    del learner[1].num_batches_tracked  # a hand-made batch norm may lack it
+    learner[1].register_buffer("num_batches_tracked", None)
+    loaded = load_named_state(learner, state, function="block", layout="a conv then a batch norm")
+    x = torch.randn(2, 2, 4, 4)
+    assert not loaded.training
+    torch.testing.assert_close(loaded(x), reference(x))
+    with pytest.raises(TypeError, match="block must return an nn.Module, got function"):
+        load_named_state(lambda x: x, state, function="block", layout="...")
+    with pytest.raises(ValueError, match=r"block needs a conv then a batch norm; missing \['1.bias'.*unexpected "
+                                         r"nothing"):
+        load_named_state(nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3, affine=False)), state,
+                         function="block", layout="a conv then a batch norm")
+    with pytest.raises(ValueError, match=r"wrong shape: 0.bias is \(4,\), expected \(3,\); 0.weight is \(4, 2, 1, 1\), expected \(3, 2, 1, 1\)"):
+        load_named_state(nn.Sequential(nn.Conv2d(2, 4, 1), nn.BatchNorm2d(3)), state, function="block", layout="...")

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from companion.grade import Case, Forbidden, Mistake, Question
+from companion.grade import Case, Forbidden, Mistake, Question, modules
 from companion.models.googlenet import InceptionBlock
 
 OK_FORMAT = False
@@ -31,26 +31,16 @@ UNITS = ("branch1", "branch2.0", "branch2.1", "branch3.0", "branch3.1", "branch4
 def random_state(draw, channels):
     """A random state dict of InceptionBlock(*channels, kernel_5x5=5): weights, and batch-norm statistics."""
     with torch.device("meta"):
-        template = InceptionBlock(*channels, kernel_5x5=5).state_dict()
-    state = {}
-    for key, value in template.items():
-        kind = key.rsplit(".", 1)[-1]
-        if key.endswith("conv.weight"):
-            state[key] = draw.normal(*value.shape, scale=0.5, dtype=torch.float32)
-        elif kind in ("weight", "running_var"):  # bn scale and variance: positive, away from 1
-            state[key] = (0.5 + 1.5 * torch.rand(value.shape, generator=draw.generator)).float()
-        elif kind in ("bias", "running_mean"):
-            state[key] = draw.normal(*value.shape, scale=0.5, dtype=torch.float32)
-        else:  # num_batches_tracked
-            state[key] = torch.zeros((), dtype=value.dtype)
-    return state
+        template = InceptionBlock(*channels, kernel_5x5=5)  # names and shapes only
+    return modules.random_state(draw, template)
 
 
 def build_and_run(inception_module, channels, state, x):
     """How the learner's inception_module is called: build, load the reference weights, run in eval mode."""
-    model = inception_module(*channels)
-    model.load_state_dict(state)
-    model.eval()
+    model = modules.load_named_state(inception_module(*channels), state, function="inception_module",
+                                     layout="the InceptionBlock's names: branch1 a unit, branch2 and branch3 "
+                                            "nn.Sequential(unit, unit), branch4 nn.Sequential(pool, unit), each unit "
+                                            "with conv and bn")
     with torch.no_grad():
         return model(x)
 

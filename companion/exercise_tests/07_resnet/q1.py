@@ -17,7 +17,7 @@ from otter.test_files import test_case
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from companion.grade import Case, Forbidden, Mistake, Question
+from companion.grade import Case, Forbidden, Mistake, Question, modules
 from companion.grade.compare import difference, to_plain
 
 OK_FORMAT = False
@@ -97,19 +97,8 @@ def functional_block(state, x, stride, *, relu_before_add=False, final_relu=True
 def random_state(draw, in_channels, channels, stride):
     """torchvision's state dict for the block, filled with random weights and batch-norm statistics."""
     with torch.device("meta"):
-        template = torchvision_block(in_channels, channels, stride).state_dict()
-    state = {}
-    for key, value in template.items():
-        kind = key.rsplit(".", 1)[-1]
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros((), dtype=torch.long)
-        elif kind == "running_var":
-            state[key] = 0.5 + draw.normal(*value.shape, dtype=torch.float32).abs()
-        elif kind == "weight" and value.dim() == 1:  # a batch norm's gamma: away from 0, so the branch shows
-            state[key] = 0.5 + draw.normal(*value.shape, dtype=torch.float32).abs()
-        else:
-            state[key] = draw.normal(*value.shape, scale=0.5, dtype=torch.float32)
-    return state
+        template = torchvision_block(in_channels, channels, stride)  # names and shapes only
+    return modules.random_state(draw, template)
 
 
 # (in_channels, channels, stride): identity shortcuts, and projections for a new resolution, new

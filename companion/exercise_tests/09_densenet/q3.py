@@ -14,10 +14,9 @@ changed. An otter-grader exception-based test file that also defines ``QUESTION`
 import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
-from torch import nn
 from torchvision.models.densenet import _DenseLayer
 
-from companion.grade import Case, Forbidden, Mistake, Question
+from companion.grade import Case, Forbidden, Mistake, Question, modules
 
 OK_FORMAT = False
 name = "q3"
@@ -28,23 +27,10 @@ def torchvision_layer(in_channels, growth_rate, bn_size):
     return _DenseLayer(in_channels, growth_rate, bn_size, drop_rate=0.0)
 
 
-def _names(module_or_state):
-    keys = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
-    return {k for k in keys if not k.endswith("num_batches_tracked")}
-
-
 def build_and_run(dense_layer, state, x, in_channels, growth_rate, bn_size):
     """How the learner's function is called: build the layer, load the weights by name, run it in eval mode."""
-    layer = dense_layer(in_channels, growth_rate, bn_size)
-    if not isinstance(layer, nn.Module):
-        raise TypeError(f"dense_layer must return an nn.Module (the layer), got {type(layer).__name__}")
-    names, reference = _names(layer), _names(state)
-    if names != reference:
-        raise ValueError("the grader loads torchvision's weights by name: the layer needs norm1, conv1, norm2, "
-                         "conv2, with convolutions without bias; missing "
-                         f"{sorted(reference - names)}, unexpected {sorted(names - reference)}")
-    layer.load_state_dict(state, strict=False)  # num_batches_tracked may be absent (a hand-made batch norm)
-    layer.eval()
+    layer = modules.load_named_state(dense_layer(in_channels, growth_rate, bn_size), state, function="dense_layer",
+                             layout="norm1, conv1, norm2, conv2, with convolutions without bias")
     with torch.no_grad():
         return layer(x.clone())
 
@@ -76,17 +62,8 @@ def functional_layer(state, x, *, concatenate=False, final_relu=False, padding=1
 def random_state(draw, in_channels, growth_rate, bn_size):
     """torchvision's state dict for the layer, filled with random weights and batch-norm statistics."""
     with torch.device("meta"):
-        template = torchvision_layer(in_channels, growth_rate, bn_size).state_dict()
-    state = {}
-    for key, value in template.items():
-        kind = key.rsplit(".", 1)[-1]
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros((), dtype=torch.long)
-        elif kind == "running_var" or (kind == "weight" and value.dim() == 1):  # variances, and gammas away from 0
-            state[key] = 0.5 + draw.normal(*value.shape, dtype=torch.float32).abs()
-        else:
-            state[key] = draw.normal(*value.shape, scale=0.5, dtype=torch.float32)
-    return state
+        template = torchvision_layer(in_channels, growth_rate, bn_size)  # names and shapes only
+    return modules.random_state(draw, template)
 
 
 # (in_channels, growth_rate, bn_size)

@@ -14,10 +14,9 @@ test file that also defines ``QUESTION`` for ``companion.grade``.
 
 import torch
 from otter.test_files import test_case
-from torch import nn
 from torchvision.models.densenet import _DenseBlock
 
-from companion.grade import Case, Forbidden, Mistake, Question
+from companion.grade import Case, Forbidden, Mistake, Question, modules
 
 OK_FORMAT = False
 name = "q4"
@@ -26,11 +25,6 @@ points = 3
 
 def torchvision_block(num_layers, in_channels, growth_rate, bn_size):
     return _DenseBlock(num_layers, in_channels, bn_size, growth_rate, drop_rate=0.0)
-
-
-def _names(module_or_state):
-    keys = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
-    return {k for k in keys if not k.endswith("num_batches_tracked")}
 
 
 def learner_names(state):
@@ -44,18 +38,10 @@ def learner_names(state):
 
 def build_and_run(dense_block, state, x, num_layers, in_channels, growth_rate, bn_size):
     """How the learner's function is called: build the block, load the weights by name, run it in eval mode."""
-    block = dense_block(num_layers, in_channels, growth_rate, bn_size)
-    if not isinstance(block, nn.Module):
-        raise TypeError(f"dense_block must return an nn.Module (the block), got {type(block).__name__}")
-    state = learner_names(state)
-    names, reference = _names(block), _names(state)
-    if names != reference:
-        raise ValueError("the grader loads torchvision's weights by name: the block needs layers = "
-                         "nn.ModuleList of dense layers, layer l reading in_channels + (l - 1) * growth_rate channels, "
-                         f"each with norm1, conv1, norm2, conv2; missing {sorted(reference - names)[:4]}, "
-                         f"unexpected {sorted(names - reference)[:4]}")
-    block.load_state_dict(state, strict=False)
-    block.eval()
+    block = modules.load_named_state(dense_block(num_layers, in_channels, growth_rate, bn_size), learner_names(state),
+                             function="dense_block",
+                             layout="layers = nn.ModuleList of dense layers, layer l reading in_channels + "
+                                    "(l - 1) * growth_rate channels, each with norm1, conv1, norm2, conv2")
     with torch.no_grad():
         return block(x.clone())
 
@@ -98,18 +84,10 @@ def variant(**changes):
 
 
 def random_state(draw, num_layers, in_channels, growth_rate, bn_size):
+    """torchvision's state dict for the block, filled with random weights and batch-norm statistics."""
     with torch.device("meta"):
-        template = torchvision_block(num_layers, in_channels, growth_rate, bn_size).state_dict()
-    state = {}
-    for key, value in template.items():
-        kind = key.rsplit(".", 1)[-1]
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros((), dtype=torch.long)
-        elif kind == "running_var" or (kind == "weight" and value.dim() == 1):
-            state[key] = 0.5 + draw.normal(*value.shape, dtype=torch.float32).abs()
-        else:
-            state[key] = draw.normal(*value.shape, scale=0.5, dtype=torch.float32)
-    return state
+        template = torchvision_block(num_layers, in_channels, growth_rate, bn_size)  # names and shapes only
+    return modules.random_state(draw, template)
 
 
 # (num_layers, in_channels, growth_rate, bn_size)

@@ -13,10 +13,9 @@ An otter-grader exception-based test file that also defines ``QUESTION`` for ``c
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from otter.test_files import test_case
 
-from companion.grade import Case, Forbidden, Mistake, Question
+from companion.grade import Case, Forbidden, Mistake, Question, modules
 from companion.models.squeezenet import Fire as ReferenceFire
 
 OK_FORMAT = False
@@ -27,11 +26,8 @@ PROBE = 5  # expand3x3 alone on a PROBE x PROBE map must keep its size
 
 def run_fire(fire_class, in_channels, squeeze, expand1x1, expand3x3, state, x):
     """How the learner's class is used: built, loaded with the grader's weights, run in evaluation mode."""
-    fire = fire_class(in_channels, squeeze, expand1x1, expand3x3)
-    if not isinstance(fire, nn.Module):
-        raise TypeError(f"Fire(...) must build a torch.nn.Module, got {type(fire).__name__}")
-    fire.load_state_dict(state)
-    fire.eval()
+    fire = modules.load_named_state(fire_class(in_channels, squeeze, expand1x1, expand3x3), state, function="Fire",
+                                    layout="three convolutions with biases, named squeeze, expand1x1 and expand3x3")
     with torch.no_grad():
         size = tuple(fire.expand3x3(torch.zeros(1, squeeze, PROBE, PROBE)).shape[-2:])
         # A 3x3 branch that shrinks the map cannot be concatenated with the 1x1 branch: skip the forward.
@@ -66,10 +62,10 @@ SETTINGS = [(8, 2, 4, 4), (16, 4, 8, 8), (12, 3, 4, 8), (6, 2, 6, 2), (32, 4, 16
 
 
 def random_state(draw, in_channels, squeeze, expand1x1, expand3x3):
-    shapes = {"squeeze.weight": (squeeze, in_channels, 1, 1), "squeeze.bias": (squeeze,),
-              "expand1x1.weight": (expand1x1, squeeze, 1, 1), "expand1x1.bias": (expand1x1,),
-              "expand3x3.weight": (expand3x3, squeeze, 3, 3), "expand3x3.bias": (expand3x3,)}
-    return {key: draw.normal(*shape, scale=0.5, dtype=torch.float32) for key, shape in shapes.items()}
+    """Random weights and biases for the companion's Fire(in_channels, squeeze, expand1x1, expand3x3)."""
+    with torch.device("meta"):
+        template = ReferenceFire(in_channels, squeeze, expand1x1, expand3x3)  # names and shapes only
+    return modules.random_state(draw, template)
 
 
 def cases(draw):

@@ -186,38 +186,25 @@ def _preact_reference(block: PreActBlock, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("c_in", "c_out", "stride"), [(8, 8, 1), (8, 16, 2), (6, 12, 1), (8, 8, 2)])
-def test_preact_block_matches_its_equation_values_and_gradients(c_in, c_out, stride):
+def test_preact_block_matches_its_equation_values_and_gradients(c_in, c_out, stride, same_function):
     torch.manual_seed(c_in + c_out + stride)
     block = PreActBlock(c_in, c_out, stride).double()
     randomise_norms(block)
     block.eval()
     assert (block.shortcut is None) == (c_in == c_out and stride == 1)
-    x1 = torch.randn(2, c_in, 7, 6, dtype=torch.float64, requires_grad=True)
-    x2 = x1.detach().clone().requires_grad_()
-    out, expected = block(x1), _preact_reference(block, x2)
-    torch.testing.assert_close(out, expected)
-    w = torch.randn_like(out)
-    (out * w).sum().backward()
-    (expected * w).sum().backward()
-    torch.testing.assert_close(x1.grad, x2.grad)
+    same_function(block, lambda x: _preact_reference(block, x), torch.randn(2, c_in, 7, 6, dtype=torch.float64))
     assert torch.autograd.gradcheck(block, (torch.randn(1, c_in, 4, 4, dtype=torch.float64, requires_grad=True),))
 
 
-def test_se_block_equals_torchvision_squeeze_excitation_values_and_gradients():
+def test_se_block_equals_torchvision_squeeze_excitation_values_and_gradients(same_function):
     torch.manual_seed(0)
     for channels, reduction, size in [(32, 16, (5, 7)), (48, 4, (3, 3)), (8, 16, (6, 2))]:
         ours = SEBlock(channels, reduction)
         theirs = SqueezeExcitation(channels, max(1, channels // reduction))
         theirs.load_state_dict(ours.state_dict())
-        x1 = torch.randn(3, channels, *size, requires_grad=True)
-        x2 = x1.detach().clone().requires_grad_()
-        out, expected = ours(x1), theirs(x2)
-        torch.testing.assert_close(out, expected)
-        w = torch.randn_like(out)
-        (out * w).sum().backward()
-        (expected * w).sum().backward()
-        torch.testing.assert_close(x1.grad, x2.grad)
-        gates = ours.gates(x1)
+        x = torch.randn(3, channels, *size)
+        same_function(ours, theirs, x)
+        gates = ours.gates(x)
         assert gates.shape == (3, channels, 1, 1) and ((gates > 0) & (gates < 1)).all()
     block = SEBlock(8, 4).double()
     assert torch.autograd.gradcheck(block, (torch.randn(2, 8, 3, 3, dtype=torch.float64, requires_grad=True),))

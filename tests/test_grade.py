@@ -413,3 +413,12 @@ def test_load_named_state_loads_by_name_and_names_what_does_not_fit():
                          function="block", layout="a conv then a batch norm")
     with pytest.raises(ValueError, match=r"wrong shape: 0.bias is \(4,\), expected \(3,\); 0.weight is \(4, 2, 1, 1\), expected \(3, 2, 1, 1\)"):
         load_named_state(nn.Sequential(nn.Conv2d(2, 4, 1), nn.BatchNorm2d(3)), state, function="block", layout="...")
+
+
+def test_a_forbidden_set_extends_another_without_changing_it():
+    from companion.grade import CONVOLUTION
+
+    more = CONVOLUTION.extended(ops=("aten.block_diag",), names=("block_diag",), what="the weight")
+    assert more.ops == CONVOLUTION.ops + ("aten.block_diag",) and more.names == CONVOLUTION.names + ("block_diag",)
+    assert more.modules == CONVOLUTION.modules and more.what == "the weight"
+    assert CONVOLUTION.extended().what == CONVOLUTION.what and "block_diag" not in CONVOLUTION.names

@@ -52,6 +52,12 @@ class Forbidden:
     def __bool__(self) -> bool:
         return bool(self.ops or self.modules or self.names)
 
+    def extended(self, *, ops: tuple[str, ...] = (), modules: tuple[str, ...] = (), names: tuple[str, ...] = (),
+                 what: str | None = None) -> Forbidden:
+        """This set and more, e.g. ``CONVOLUTION.extended(names=("block_diag",), what="the weight")``."""
+        return Forbidden(ops=self.ops + ops, modules=self.modules + modules, names=self.names + names,
+                         what=self.what if what is None else what)
+
 
 #: Every way to reach a convolution: the exercises that ask for one forbid these.
 CONVOLUTION = Forbidden(

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from companion.grade import CONVOLUTION, Case, Forbidden, Mistake, Question
+from companion.grade import CONVOLUTION, Case, Mistake, Question
 
 OK_FORMAT = False
 name = "q3"
@@ -60,11 +60,10 @@ def size_off_by_one(value, expected, args):
             and value.shape != expected.shape and all(abs(a - b) <= 1 for a, b in zip(value.shape[1:], expected.shape[1:])))
 
 
-FORBIDDEN = Forbidden(
-    ops=CONVOLUTION.ops + ("aten.conv_transpose2d", "aten.conv_transpose1d", "aten.convolution_backward",
-                           "aten.slow_conv_transpose2d"),
-    modules=CONVOLUTION.modules + ("companion.upsample",),
-    names=CONVOLUTION.names + ("conv_transpose1d", "conv_transpose2d", "ConvTranspose1d", "ConvTranspose2d"),
+FORBIDDEN = CONVOLUTION.extended(
+    ops=("aten.conv_transpose2d", "aten.conv_transpose1d", "aten.convolution_backward", "aten.slow_conv_transpose2d"),
+    modules=("companion.upsample",),
+    names=("conv_transpose1d", "conv_transpose2d", "ConvTranspose1d", "ConvTranspose2d"),
     what="the transposed convolution (with loops, indexing or F.fold, without any convolution)",
 )
 

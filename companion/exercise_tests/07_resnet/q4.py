@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from companion.grade import CONVOLUTION, Case, Forbidden, Mistake, Question
+from companion.grade import CONVOLUTION, Case, Mistake, Question
 
 OK_FORMAT = False
 name = "q4"
@@ -111,8 +111,7 @@ QUESTION = Question(
         "The extra channels carry no information: build them with the right shape, dtype and device, then join "
         "them to the subsampled input along the channel axis.",
     ),
-    forbidden=Forbidden(ops=CONVOLUTION.ops, modules=CONVOLUTION.modules, names=CONVOLUTION.names,
-                        what="the shortcut (by slicing and padding, without a convolution)"),
+    forbidden=CONVOLUTION.extended(what="the shortcut (by slicing and padding, without a convolution)"),
 )
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from companion.grade import CONVOLUTION, Case, Forbidden, Mistake, Question
+from companion.grade import CONVOLUTION, Case, Mistake, Question
 
 OK_FORMAT = False
 name = "q4"
@@ -79,9 +79,9 @@ QUESTION = Question(
         "the matching rows of weight into that block.",
         "Test it: torch.testing.assert_close(F.conv2d(x, dense_weight(w, g)), F.conv2d(x, w, groups=g)).",
     ),
-    forbidden=Forbidden(ops=CONVOLUTION.ops + ("aten.block_diag",), modules=CONVOLUTION.modules,
-                        names=CONVOLUTION.names + ("block_diag",),
-                        what="the block-diagonal weight (by indexing, without a convolution or torch.block_diag)"),
+    forbidden=CONVOLUTION.extended(ops=("aten.block_diag",), names=("block_diag",),
+                                   what="the block-diagonal weight (by indexing, without a convolution or "
+                                        "torch.block_diag)"),
 )
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from otter.test_files import test_case
 
 from companion.count import count_flops, count_parameters
-from companion.grade import CONVOLUTION, Case, Forbidden, Mistake, Question
+from companion.grade import CONVOLUTION, Case, Mistake, Question
 
 OK_FORMAT = False
 name = "q1"
@@ -59,10 +59,9 @@ def cases(draw):
     return found
 
 
-FORBIDDEN = Forbidden(
-    ops=CONVOLUTION.ops,
-    modules=CONVOLUTION.modules + ("companion.count",),
-    names=CONVOLUTION.names + ("count_parameters", "count_flops", "layer_table", "numel", "parameters"),
+FORBIDDEN = CONVOLUTION.extended(
+    modules=("companion.count",),
+    names=("count_parameters", "count_flops", "layer_table", "numel", "parameters"),
     what="the count (with the formulas, without building the layers)",
 )
 

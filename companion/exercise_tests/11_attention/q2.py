@@ -10,7 +10,7 @@ same patches in another order. An otter-grader exception-based test file that al
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from companion.grade import CONVOLUTION, Case, Forbidden, Mistake, Question
+from companion.grade import CONVOLUTION, Case, Mistake, Question
 
 OK_FORMAT = False
 name = "q2"
@@ -51,12 +51,8 @@ def cases(draw):
     return found
 
 
-PATCHES = Forbidden(
-    ops=("aten.im2col",) + CONVOLUTION.ops,
-    modules=("companion.models.vit", "companion.conv"),
-    names=("Unfold", "im2col") + CONVOLUTION.names,
-    what="the patch extraction",
-)
+PATCHES = CONVOLUTION.extended(  # CONVOLUTION.modules is companion.conv
+    ops=("aten.im2col",), modules=("companion.models.vit",), names=("Unfold", "im2col"), what="the patch extraction")
 
 QUESTION = Question(
     name="q2",

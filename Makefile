@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-lock.txt "setuptools>=61"
+	$(BIN)/python -m pip install --quiet -r requirements-lock.txt "setuptools>=77"
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@

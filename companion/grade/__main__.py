@@ -14,7 +14,10 @@ import argparse
 import sys
 import time
 
-from companion.grade.batch import SubmissionGrade, grade_folder
+from companion.grade import extra
+
+extra.require("batch grading", ("nbformat", "IPython"))
+from companion.grade.batch import SubmissionGrade, grade_folder  # noqa: E402
 from companion.grade.sandbox import Limits
 
 

@@ -27,7 +27,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import nbformat
+from companion.grade import extra
+
+extra.require("building the exercise notebooks (otter assign)")
+import nbformat  # noqa: E402  (after the check, so that a learner's install gets a clear error)
 
 #: Where masters live, relative to the exercises folder.
 MASTERS = "_masters"

@@ -9,17 +9,22 @@ An exercise notebook starts with::
 
 and then, after each question, ``check("q1", conv_output_size)``. The checks are read from test
 files inside the installed companion package (``companion/exercise_tests/01_convolution/q1.py``),
-so they work offline and the same way locally, in Colab and in Kaggle.
+so they work offline and the same way locally, in Colab and in Kaggle. They need only the
+companion's own requirements: where otter-grader (the ``grade`` extra, for authors and instructors)
+is not installed, the test files' ``from otter.test_files import test_case`` gets a stand-in.
 
 Part of the graded-exercise system introduced with chapter 1's exercises.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import runpy
-from collections.abc import Callable
+import sys
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from companion.grade.question import Question, Result
@@ -43,6 +48,33 @@ def checks_dir(name: str) -> Path:
     return TESTS_ROOT / name
 
 
+@contextlib.contextmanager
+def _otter_test_case() -> Iterator[None]:
+    """Let a test file import ``otter.test_files.test_case`` where otter-grader is not installed.
+
+    The decorator only matters to otter (authoring, ``otter assign``); the learner's checks use
+    ``QUESTION``. The stand-in is visible only while the test files load, so ``import otter``
+    elsewhere still fails as usual.
+    """
+    try:
+        import otter.test_files  # noqa: F401  (installed: the test files use the real decorator)
+    except ImportError:
+        pass
+    else:
+        yield
+        return
+    otter, test_files = types.ModuleType("otter"), types.ModuleType("otter.test_files")
+    test_files.test_case = lambda *args, **kwargs: (lambda function: function)  # type: ignore[attr-defined]
+    otter.test_files = test_files  # type: ignore[attr-defined]
+    sys.modules.update({"otter": otter, "otter.test_files": test_files})
+    try:
+        yield
+    finally:
+        for name in ("otter", "otter.test_files"):
+            if sys.modules.get(name) in (otter, test_files):
+                del sys.modules[name]
+
+
 def load_questions(directory: str | Path) -> dict[str, Question]:
     """Load every ``q<k>.py`` test file of a directory, in question order.
 
@@ -55,7 +87,8 @@ def load_questions(directory: str | Path) -> dict[str, Question]:
         raise ValueError(f"no test files q*.py in {directory}")
     questions = {}
     for path in paths:
-        namespace = runpy.run_path(str(path))
+        with _otter_test_case():
+            namespace = runpy.run_path(str(path))
         question = namespace.get("QUESTION")
         if not isinstance(question, Question) or namespace.get("name") != question.name:
             raise ValueError(f"{path} must define QUESTION (a Question) and name == QUESTION.name")

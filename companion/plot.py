@@ -4,6 +4,12 @@ Every helper takes ``alt=``, the text a screen reader says in place of the figur
 shown as an ``<img>`` with that alt text in the rendered book (and as a plain PNG in consoles and
 other frontends).
 
+Figures are made at the width of the book's text column, :data:`COLUMN_WIDTH` inches, so the page
+never scales them down, with no text smaller than :data:`MIN_FONT_PT` points; they are rendered at
+twice the screen's resolution, so they stay sharp on high-density screens. :func:`render` refuses
+a figure that breaks either rule and says which text or size is at fault. :func:`subplots` makes
+a figure of the right width.
+
 Introduced in chapter 1; used by every chapter.
 """
 
@@ -16,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import matplotlib
+import matplotlib.text
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "module://ipykernel")):
     matplotlib.use("Agg")  # no display outside a notebook: draw into memory
@@ -29,6 +36,26 @@ if TYPE_CHECKING:
 
     from companion.train import History
 
+COLUMN_WIDTH = 7.0
+"""Width of the book's text column, in inches of :data:`PX_PER_INCH` screen pixels (700 px)."""
+PX_PER_INCH = 100
+"""Screen (CSS) pixels per inch of figure: a 7-inch figure is 700 px wide on the page."""
+SCALE = 2
+"""Pixels rendered per screen pixel: figures are saved at ``PX_PER_INCH * SCALE`` dpi."""
+MIN_FONT_PT = 9.0
+"""The smallest text size a figure may use, in points (12.5 screen pixels)."""
+
+plt.rcParams.update({
+    "figure.figsize": (COLUMN_WIDTH, 3.2),
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "figure.titlesize": 11,
+})
+
 
 class AltFigure:
     """A rendered figure that carries its alt text (displayed as HTML ``<img alt=...>`` or PNG)."""
@@ -40,23 +67,68 @@ class AltFigure:
     def _repr_png_(self) -> bytes:
         return self.png
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the PNG in pixels (twice the size it takes on the page)."""
+        return int.from_bytes(self.png[16:20], "big"), int.from_bytes(self.png[20:24], "big")
+
     def _repr_html_(self) -> str:
         data = base64.b64encode(self.png).decode("ascii")
         alt = html.escape(self.alt, quote=True)
-        return f'<img src="data:image/png;base64,{data}" alt="{alt}" title="{alt}" style="max-width:100%"/>'
+        width, height = (v // SCALE for v in self.size)
+        return (f'<img src="data:image/png;base64,{data}" alt="{alt}" width="{width}" '
+                f'height="{height}" style="max-width:100%;height:auto"/>')
 
     def __repr__(self) -> str:
         return f"<figure: {self.alt}>"
 
 
+def subplots(nrows: int = 1, ncols: int = 1, *, height: float = 3.2, **kwargs) -> tuple[Figure, object]:
+    """``plt.subplots`` at the column's width: ``height`` inches tall, :data:`COLUMN_WIDTH` wide.
+
+    Other keyword arguments go to ``plt.subplots`` (``sharex``, ``gridspec_kw``, ...).
+    """
+    if "figsize" in kwargs:
+        raise TypeError("subplots makes figures at the column's width: give height=, not figsize=")
+    return plt.subplots(nrows, ncols, figsize=(COLUMN_WIDTH, height), **kwargs)
+
+
+def _check_legible(fig: Figure) -> None:
+    """Raise ValueError when the figure is wider than the column or has text under MIN_FONT_PT."""
+    width = fig.get_figwidth()
+    if width > COLUMN_WIDTH + 1e-6:
+        raise ValueError(f"the figure is {width:.2f} in wide, wider than the book's column "
+                         f"({COLUMN_WIDTH} in), so the page would shrink its text: make it at most "
+                         f"{COLUMN_WIDTH} in wide (companion.plot.subplots does)")
+    for text in fig.findobj(matplotlib.text.Text):
+        if text.get_visible() and text.get_text().strip() and text.get_fontsize() < MIN_FONT_PT - 1e-6:
+            raise ValueError(f"text {text.get_text()[:40]!r} is {text.get_fontsize():g} pt; figures use "
+                             f"at least {MIN_FONT_PT:g} pt so that labels stay legible")
+
+
 def render(fig: Figure, alt: str) -> AltFigure:
-    """Render a matplotlib figure to PNG with its alt text, and close the figure."""
+    """Render a matplotlib figure to PNG with its alt text, and close the figure.
+
+    Raises:
+        ValueError: when ``alt`` is empty, the figure is wider than :data:`COLUMN_WIDTH`, it
+            comes out wider than the column once drawn, or a text is smaller than
+            :data:`MIN_FONT_PT`.
+    """
     if not isinstance(alt, str) or not alt.strip():
+        plt.close(fig)
         raise ValueError("alt must be a non-empty description of the figure, for readers who cannot see it")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return AltFigure(buffer.getvalue(), alt.strip())
+    try:
+        _check_legible(fig)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=PX_PER_INCH * SCALE, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    figure = AltFigure(buffer.getvalue(), alt.strip())
+    width = figure.size[0] / (PX_PER_INCH * SCALE)
+    if width > COLUMN_WIDTH + 0.3:  # tight cropping may add a label that sticks out a little
+        raise ValueError(f"drawn, the figure is {width:.2f} in wide (labels or a legend stick out): "
+                         f"keep everything within the {COLUMN_WIDTH} in column")
+    return figure
 
 
 def show(fig: Figure, alt: str) -> None:
@@ -100,7 +172,7 @@ def image_grid(images: Tensor | np.ndarray | Sequence, *, alt: str, titles: Sequ
         ncols: images per row.
         cmap: colour map for single-channel images.
         title: a title above the grid.
-        scale: inches per image.
+        scale: inches per image, at most what fits ``ncols`` images in the column.
         normalize: stretch each image to its own [min, max] (for filters and feature maps).
     """
     array = _as_numpy_images(images)
@@ -111,8 +183,9 @@ def image_grid(images: Tensor | np.ndarray | Sequence, *, alt: str, titles: Sequ
         raise ValueError(f"titles has {len(titles)} entries for {n} images")
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.4 if title else 0)),
-                             squeeze=False)
+    scale = min(scale, COLUMN_WIDTH / ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(scale * ncols, scale * nrows + (0.4 if title else 0) + (0.3 if titles else 0)))
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -127,7 +200,7 @@ def image_grid(images: Tensor | np.ndarray | Sequence, *, alt: str, titles: Sequ
                   vmin=None if (normalize or image.ndim == 3) else min(0.0, float(image.min())),
                   vmax=None if (normalize or image.ndim == 3) else max(1.0, float(image.max())))
         if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
+            ax.set_title(titles[i], fontsize=MIN_FONT_PT)
     if title:
         fig.suptitle(title)
     show(fig, alt)
@@ -160,7 +233,7 @@ def learning_curves(histories: History | Mapping[str, History], *, alt: str,
         metrics: which metrics to plot; each ``m`` is drawn from ``train_m`` (solid) and ``val_m`` (dashed).
     """
     runs = {"": histories} if not isinstance(histories, Mapping) else dict(histories)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(COLUMN_WIDTH, 3.0), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for i, (name, history) in enumerate(runs.items()):
             colour = f"C{i}"
@@ -172,7 +245,7 @@ def learning_curves(histories: History | Mapping[str, History], *, alt: str,
         ax.set_xlabel("epoch")
         ax.set_ylabel({"loss": "loss", "acc": "accuracy"}.get(metric, metric))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -7,6 +7,13 @@ numbers on the page came from a 90-second CPU run or a longer GPU one.
 The profile is ``full`` when a CUDA GPU is present and ``quick`` otherwise; the environment
 variable ``COMPANION_PROFILE`` (``quick`` or ``full``) overrides the choice.
 
+Chapters ask for two kinds of sizes. :meth:`Profile.pick` chooses sizes that checks and data
+use (how many random configurations a check tries, how many images a figure shows);
+:meth:`Profile.train` chooses training budgets (epochs, training-set sizes, seeds of an
+experiment). With ``COMPANION_SHORT_TRAINING=1`` the ``full`` profile keeps its checks but trains
+on the ``quick`` budgets, so that every check of the full profile runs on a CPU in minutes
+(``make full-checks``).
+
 Used by every chapter; introduced in the book's introduction.
 """
 
@@ -24,6 +31,7 @@ T = TypeVar("T")
 
 PROFILES = ("quick", "full")
 ENV_VAR = "COMPANION_PROFILE"
+SHORT_TRAINING_VAR = "COMPANION_SHORT_TRAINING"
 
 
 @dataclass(frozen=True)
@@ -34,11 +42,13 @@ class Profile:
         name: ``"quick"`` or ``"full"``.
         device: where models train (``cuda`` when present, else ``cpu``).
         seed: the seed :func:`seed_everything` uses.
+        short_training: train on the quick budgets even in the full profile (checks unchanged).
     """
 
     name: str
     device: torch.device
     seed: int = 0
+    short_training: bool = False
 
     @property
     def quick(self) -> bool:
@@ -48,11 +58,17 @@ class Profile:
         """Return ``quick`` or ``full`` according to this profile, e.g. ``P.pick(quick=2, full=20)``."""
         return quick if self.quick else full
 
+    def train(self, quick: T, full: T) -> T:
+        """Return a training budget (epochs, training images, seeds): like :meth:`pick`, except that
+        ``COMPANION_SHORT_TRAINING=1`` keeps the quick budget in the full profile."""
+        return quick if (self.quick or self.short_training) else full
+
     def __str__(self) -> str:
         threads = torch.get_num_threads()
         where = (f"{self.device.type}, {threads} CPU threads" if self.device.type == "cpu"
                  else f"{torch.cuda.get_device_name(self.device)}")
-        return f"profile: {self.name} ({where}); set {ENV_VAR}=quick|full to override"
+        short = ", short training" if self.short_training and not self.quick else ""
+        return f"profile: {self.name}{short} ({where}); set {ENV_VAR}=quick|full to override"
 
 
 def current(seed: int = 0, *, verbose: bool = True) -> Profile:
@@ -65,7 +81,8 @@ def current(seed: int = 0, *, verbose: bool = True) -> Profile:
     name = os.environ.get(ENV_VAR, "").strip().lower() or ("full" if device.type == "cuda" else "quick")
     if name not in PROFILES:
         raise ValueError(f"{ENV_VAR} must be one of {PROFILES}, got {os.environ[ENV_VAR]!r}")
-    profile = Profile(name=name, device=device, seed=seed)
+    short = os.environ.get(SHORT_TRAINING_VAR, "").strip().lower() in ("1", "true", "yes")
+    profile = Profile(name=name, device=device, seed=seed, short_training=short)
     seed_everything(seed)
     if verbose:
         print(profile)

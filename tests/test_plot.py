@@ -60,3 +60,45 @@ def test_learning_curves_of_one_or_several_runs(shown):
     plot.learning_curves({"a": h, "b": h}, alt="two runs")
     h.plot()
     assert [f.alt for f in shown][:2] == ["curves", "two runs"] and shown[2].alt.startswith("Learning curves")
+
+
+def test_figures_are_made_at_the_column_width_and_drawn_at_twice_the_resolution():
+    fig, ax = plot.subplots(height=2.0)
+    ax.plot([0, 1], [1, 0])
+    ax.set_xlabel("x")
+    figure = plot.render(fig, alt="a line")
+    width, height = figure.size
+    assert plot.COLUMN_WIDTH * plot.PX_PER_INCH * 1.5 < width <= plot.COLUMN_WIDTH * plot.PX_PER_INCH * plot.SCALE
+    assert f'width="{width // plot.SCALE}"' in figure._repr_html_()
+
+
+def test_a_figure_wider_than_the_column_is_refused():
+    fig, _ = plt.subplots(figsize=(12, 3))
+    with pytest.raises(ValueError, match=r"12.00 in wide, wider than the book's column \(7.0 in\)"):
+        plot.render(fig, alt="too wide")
+    assert not plt.get_fignums()
+    with pytest.raises(TypeError, match="give height="):
+        plot.subplots(figsize=(3, 3))
+
+
+def test_text_smaller_than_the_minimum_is_refused():
+    fig, ax = plot.subplots()
+    ax.set_title("tiny title", fontsize=6)
+    with pytest.raises(ValueError, match="'tiny title' is 6 pt"):
+        plot.render(fig, alt="small text")
+    fig, ax = plot.subplots()
+    ax.text(0.5, 0.5, "readable", fontsize=plot.MIN_FONT_PT)
+    plot.render(fig, alt="9 pt text")
+
+
+def test_a_legend_sticking_far_out_of_the_column_is_refused():
+    fig, ax = plot.subplots()
+    ax.plot([0, 1], label="a label long enough to push the figure out of the column " * 2)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    with pytest.raises(ValueError, match="drawn, the figure is"):
+        plot.render(fig, alt="legend outside")
+
+
+def test_image_grids_fit_the_column(shown):
+    plot.image_grid(torch.rand(16, 1, 8, 8), alt="sixteen images", ncols=16, scale=2.0)
+    assert shown[-1].size[0] <= plot.COLUMN_WIDTH * plot.PX_PER_INCH * plot.SCALE

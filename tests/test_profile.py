@@ -42,3 +42,17 @@ def test_seeding_repeats_runs(monkeypatch):
     a = torch.rand(3)
     profile.current(seed=7, verbose=False)
     assert torch.equal(a, torch.rand(3))
+
+
+def test_short_training_keeps_the_full_checks(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv(profile.ENV_VAR, "full")
+    monkeypatch.setenv(profile.SHORT_TRAINING_VAR, "1")
+    p = profile.current()
+    assert p.pick(quick=1, full=2) == 2, "checks keep the full profile's sizes"
+    assert p.train(quick=1, full=2) == 1, "training takes the quick budget"
+    assert "profile: full, short training" in capsys.readouterr().out
+    monkeypatch.delenv(profile.SHORT_TRAINING_VAR)
+    assert profile.current(verbose=False).train(quick=1, full=2) == 2
+    monkeypatch.setenv(profile.ENV_VAR, "quick")
+    assert profile.current(verbose=False).train(quick=1, full=2) == 1

@@ -16,10 +16,12 @@ import companion
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("part*/*.ipynb"))
-INSTALL_CELL = f'''# In Colab or Kaggle, install the course's companion package (their torch stays as it is).
+INSTALL_CELL = f'''# In Colab or Kaggle, install the course's companion package
+# (the platform's own torch stays as it is).
 import os, sys
 if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
-    %pip install -q "dlcv-companion @ git+{companion.REPOSITORY}"'''
+    REPO = "{companion.REPOSITORY}"
+    %pip install -q "dlcv-companion @ git+{{REPO}}"'''
 
 
 def _lock() -> dict[str, Version]:

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-lock.txt pyproject.toml | c
 # One thread per process: nbval runs two notebooks at a time on two cores.
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: install data book test benchmark exercises lock clean
+.PHONY: install data book test benchmark full-checks compat exercises lock clean
 
 install: $(STAMP)
 
@@ -46,6 +46,16 @@ test: install data
 # Wall time and headline result of every notebook, the Fashion-MNIST speed run, conv speed.
 benchmark: install data
 	$(BIN)/python benchmarks/run.py
+
+# Every chapter's check cells with the full profile's settings on this CPU, training on the quick budgets.
+full-checks: install data
+	$(TEST_ENV) COMPANION_PROFILE=full COMPANION_SHORT_TRAINING=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -p no:cacheprovider book
+
+# Learners' environments (Colab-like, the ranges' floor, the newest): install the companion from a clean
+# clone as the install cell does and run every notebook; not part of `make test` (tools/compat.py).
+compat: install data
+	$(BIN)/python tools/compat.py
 
 # Rebuild the student exercise notebooks from the masters.
 exercises: install

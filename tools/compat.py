@@ -30,10 +30,12 @@ dependencies and put its table in the closing note. ``--measure-only`` stops aft
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -133,14 +135,14 @@ def build(env: Environment, where: Path, python: str, torch_index: str | None, l
     return py
 
 
-def clone(ref: str, root: Path, log: Path) -> tuple[Path, str]:
-    """A clean clone of this repository at ``ref``; returns its folder and commit."""
-    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", ref], capture_output=True, text=True,
-                         check=True).stdout.strip()
+def clone(ref: str, root: Path, log: Path, source: Path = ROOT) -> tuple[Path, str]:
+    """A clean clone of the repository ``source`` at ``ref``; returns its folder and commit."""
+    sha = subprocess.run(["git", "-C", str(source), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+                         capture_output=True, text=True, check=True).stdout.strip()
     folder = root / "clones" / sha[:12]
     if not (folder / ".git").is_dir():
         shutil.rmtree(folder, ignore_errors=True)
-        run(["git", "clone", "--quiet", str(ROOT), str(folder)], log)
+        run(["git", "clone", "--quiet", str(source), str(folder)], log)
         run(["git", "-C", str(folder), "checkout", "--quiet", sha], log)
     return folder, sha
 
@@ -195,15 +197,22 @@ def run_notebook(notebook: Path, python: Path, timeout: float, data: Path) -> tu
                  f"resources={{'metadata': {{'path': {str(cwd)!r}}}}}).execute()")
         env = dict(os.environ, JUPYTER_PATH=str(Path(work) / "jupyter"), JUPYTER_PLATFORM_DIRS="1")
         start = time.perf_counter()
+        # A session of its own, so that a timeout ends the kernel too, not only the client.
+        process = subprocess.Popen([sys.executable, "-c", child], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            done = subprocess.run([sys.executable, "-c", child], cwd=cwd, env=env, capture_output=True,
-                                  text=True, timeout=timeout + 60)
+            stdout, stderr = process.communicate(timeout=timeout + 60)
         except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
             return False, time.perf_counter() - start, f"timed out after {timeout:.0f} s"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # a kernel left behind by the client
         seconds = time.perf_counter() - start
-    if done.returncode == 0:
+    if process.returncode == 0:
         return True, seconds, ""
-    lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in (stderr or stdout).splitlines() if line.strip()]
     errors = [line for line in lines if re.match(r"^\w*(Error|Exception|Interrupt)\b", line.strip())]
     return False, seconds, (errors or lines or ["failed"])[-1].strip()[:160]
 
@@ -216,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", nargs="+", choices=("colab", "floor", "newest"), default=["colab", "floor", "newest"])
     parser.add_argument("--ref", default="HEAD", help="the commit to clone and install (default HEAD)")
+    parser.add_argument("--source", type=Path, default=ROOT, help="the git repository to clone (default this one)")
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("COMPAT_ROOT")
                                                           or Path.home() / ".cache" / "dlcv-compat"))
     parser.add_argument("--python", default="python3", help="the interpreter of the environments")
@@ -230,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--root must lie outside the repository ({ROOT})")
     root.mkdir(parents=True, exist_ok=True)
     log = root / "compat.log"
-    folder, sha = clone(args.ref, root, log)
+    folder, sha = clone(args.ref, root, log, args.source)
     requirement = f"dlcv-companion @ git+file://{folder}@{sha}"
     python_version = subprocess.run([args.python, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"companion {sha[:12]} from a clean clone, {python_version}; log: {log}", flush=True)
@@ -240,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         py = build(env, root / "envs" / env.name, args.python, args.torch_index, log)
         if args.before:
-            old_folder, old_sha = clone(args.before, root, log)
+            old_folder, old_sha = clone(args.before, root, log, args.source)
             old = measure(py, env, f"dlcv-companion @ git+file://{old_folder}@{old_sha}", root, log)
             print(f"[{env.name}] before ({old_sha[:12]}): the install cell downloads {old.download_mb:.1f} MB, "
                   f"{len(old.new)} new packages ({', '.join(sorted(old.new)) or 'none'}); it changes "

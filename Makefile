@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-lock.txt pyproject.toml | c
 # One thread per process: nbval runs two notebooks at a time on two cores.
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
 
-.PHONY: install data book test benchmark full-checks compat exercises lock clean
+.PHONY: install data browser book test benchmark full-checks compat exercises lock clean
 
 install: $(STAMP)
 
@@ -35,11 +35,24 @@ data:
 		     "otherwise the loaders download it with torchvision"; \
 	fi
 
+# Headless Chromium for the book's browser test (tests/test_book_browser.py): Debian's packages,
+# installed as root; otherwise the test says how.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "Chromium: found $$(chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; } || \
+		echo "Chromium: apt-get failed; the browser test will say so"; \
+	else \
+		echo "Chromium: run 'sudo apt-get install chromium chromium-driver' for the browser test"; \
+	fi
+
 book: install data
 	$(BIN)/jupyter-book build . --builder html -W --keep-going
 	@echo "The book is in _build/html/index.html"
 
-test: install data
+test: install data browser
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=900 -p no:cacheprovider tests book exercises
 

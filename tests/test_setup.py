@@ -119,3 +119,18 @@ def test_book_config_points_at_the_same_repository():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["repository"]["url"] == companion.REPOSITORY
     assert config["only_build_toc_files"] is True and "path_to_book" not in config["repository"]
+
+
+def test_citations_tell_papers_apart():
+    """The text cites author-year ("He et al., 2016a"): no two entries may read the same."""
+    from pybtex.database import parse_file
+
+    labels: dict[str, str] = {}
+    for key, entry in parse_file(ROOT / "book" / "references.bib").entries.items():
+        persons = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [" ".join(p.last_names) for p in persons[:2]]
+        who = names[0] if len(persons) == 1 else " and ".join(names) if len(persons) == 2 else \
+            f"{names[0]} et al." if persons else key
+        label = f"{who}, {entry.fields.get('year')}"
+        assert label not in labels, f"{key} and {labels[label]} both cite as {label}: add a/b to the years"
+        labels[label] = key

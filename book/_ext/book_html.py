@@ -1,4 +1,5 @@
-"""Two fixes to the book's HTML: MathJax served with the book, and no script included twice.
+"""Three fixes to the book's HTML: MathJax served with the book, no script included twice, and
+bibliography labels that read like the citations in the text.
 
 **Maths offline.**
 Sphinx loads MathJax from a CDN by default: offline (a learner's ``make book`` on a train, CI) every
@@ -10,6 +11,10 @@ book's ``_static/mathjax/``, where ``mathjax_path`` in ``_config.yml`` points.
 **Each script once.** sphinx-thebe registers its inline configuration script twice under Jupyter
 Book 1.x, and every page then logs ``SyntaxError: Identifier 'THEBE_JS_URL' has already been
 declared``. Each page keeps the first of identical scripts.
+
+**Author-year labels.** The text cites "He et al., 2016a" (``bibtex_reference_style:
+author_year``); the bibliography's default labels would read "[HZRS16a]". The
+``book_author_year`` style labels each entry the way the text cites it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ import shutil
 from importlib.resources import files
 from pathlib import Path
 
+import pybtex.plugin
+from pybtex.richtext import Text
+from pybtex.style.formatting.unsrt import Style as UnsrtStyle
+from pybtex.style.labels import BaseLabelStyle
 from sphinx.application import Sphinx
 
 PARTS = ("tex-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions")
@@ -54,10 +63,35 @@ def drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, contex
         if key not in seen:
             seen.add(key)
             kept.append(script)
-    context["script_files"] = kept
+    # In place: handlers after this one (MathJax's) add their scripts to the same list.
+    context["script_files"][:] = kept
+
+
+def _surname(person) -> str:
+    return str(Text.from_latex(" ".join(person.last_names)))
+
+
+class AuthorYearLabels(BaseLabelStyle):
+    """Labels as the text cites: "Zhang, 2019", "Amidi and Amidi, 2018", "He et al., 2016a"."""
+
+    def format_labels(self, sorted_entries):
+        for entry in sorted_entries:
+            persons = entry.persons.get("author") or entry.persons.get("editor") or []
+            names = [_surname(p) for p in persons[:2]]
+            who = (names[0] if len(persons) == 1 else " and ".join(names) if len(persons) == 2
+                   else f"{names[0]} et al." if persons else entry.key)
+            yield f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+
+class AuthorYearStyle(UnsrtStyle):
+    """``unsrt`` entries, sorted by author and year, labelled by :class:`AuthorYearLabels`."""
+
+    default_label_style = AuthorYearLabels
+    default_sorting_style = "author_year_title"
 
 
 def setup(app: Sphinx) -> dict:
+    pybtex.plugin.register_plugin("pybtex.style.formatting", "book_author_year", AuthorYearStyle)
     _mathjax_source()  # fail early, with the fix, when the wheel is missing
     app.connect("build-finished", copy_mathjax)
     # Early: a later handler that returns a template name ends the event for the rest.

@@ -268,7 +268,7 @@ def test_gradebook_is_csv_and_written_atomically(tmp_path):
     out = tmp_path / "grades.csv"
     out.write_text("old")
     _write_atomically(out, gradebook_text(["q1", "q2"], []))
-    assert out.read_text() == "submission,q1,q2,total\n" and [p.name for p in tmp_path.iterdir()] == ["grades.csv"]
+    assert out.read_text() == "submission,q1,q2,total,flagged\n" and [p.name for p in tmp_path.iterdir()] == ["grades.csv"]
 
 
 def test_read_cells_numbers_code_cells_by_their_place_in_the_notebook(tmp_path):
@@ -359,7 +359,7 @@ check = lambda *args: print("PASS")"""),))
     assert "killed by SIGKILL); it was skipped" in feedback["kills"] and "exited with code 1" in feedback["kills"]
     assert "Calling corr2d ended the Python process" in feedback["kills"]
     assert "ran out of memory (limit 1024 MB)" in feedback["hogs"] and "MemoryError" in feedback["hogs"]
-    assert "conv2d calls F.conv2d, aten.convolution" in feedback["cheats"]
+    assert "conv2d calls F.conv2d, aten." in feedback["cheats"] and "aten.convolution" in feedback["cheats"]
     assert "could not be read" in feedback["unreadable"] and "seed 7" in feedback["correct"]
     assert not list(tmp_path.glob(".grades*")) and "graded 12 submissions" in printed
     assert re.search(r"^correct.ipynb +q1 2/2  q2 3/3  q3 5/5  total 10/10  \(\d+\.\d s\)$", printed, re.M)

@@ -17,7 +17,7 @@ import time
 from companion.grade import extra
 
 extra.require("batch grading", ("nbformat", "IPython"))
-from companion.grade.batch import SubmissionGrade, grade_folder  # noqa: E402
+from companion.grade.batch import SubmissionGrade, grade_folder, safe_text  # noqa: E402
 from companion.grade.sandbox import Limits
 
 
@@ -31,22 +31,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=Limits.timeout,
                         help="seconds allowed for each code cell and for each question (default %(default)s)")
     parser.add_argument("--memory", type=int, default=Limits.memory_mb,
-                        help="MB each submission may allocate on top of torch (default %(default)s)")
+                        help="MB each submission's processes may use together, on top of torch (default %(default)s)")
+    parser.add_argument("--budget", type=float, default=Limits.budget,
+                        help="wall-clock seconds for each whole submission (default %(default)s)")
     parser.add_argument("--seed", type=int, help="seed of the random inputs (default: a fresh one)")
     parser.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time (default 1)")
     args = parser.parse_args(argv)
-    if args.timeout <= 0 or args.memory <= 0 or args.jobs <= 0:
-        parser.error("--timeout, --memory and --jobs must be positive")
+    if args.timeout <= 0 or args.memory <= 0 or args.jobs <= 0 or args.budget <= 0:
+        parser.error("--timeout, --memory, --budget and --jobs must be positive")
 
     def progress(grade: SubmissionGrade) -> None:
         points = "  ".join(f"{name} {r.points:g}/{r.max_points:g}" for name, r in grade.results.items())
-        print(f"{grade.submission:<32} {points}  total {grade.total:g}/{grade.max_total:g}  ({grade.seconds:.1f} s)",
-              flush=True)
+        flagged = f"  flagged: {'; '.join(grade.flags)}" if grade.flags else ""
+        print(f"{safe_text(grade.submission):<32} {points}  total {grade.total:g}/{grade.max_total:g}  "
+              f"({grade.seconds:.1f} s){flagged}", flush=True)
 
     start = time.monotonic()
     try:
         grades = grade_folder(args.exercise, args.submissions, args.out, feedback=args.feedback, tests=args.tests,
-                              limits=Limits(timeout=args.timeout, memory_mb=args.memory), seed=args.seed,
+                              limits=Limits(timeout=args.timeout, memory_mb=args.memory, budget=args.budget),
+                              seed=args.seed,
                               jobs=args.jobs, progress=progress)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

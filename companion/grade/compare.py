@@ -39,9 +39,21 @@ def to_plain(value: Any, *, depth: int = 0) -> Any:
     if depth > 4:
         raise NotPlain("an output nested more than 4 levels deep")
     if isinstance(value, Tensor):
+        if getattr(value, "is_nested", False):
+            raise NotPlain("a nested tensor (return one ordinary tensor)")
+        if value.is_meta:
+            raise NotPlain("a tensor on the meta device, which has a shape but no values")
+        if value.layout != torch.strided:
+            raise NotPlain(f"a {str(value.layout).replace('torch.', '')} tensor (return an ordinary dense "
+                           f"tensor: .to_dense())")
+        if value.is_quantized:
+            raise NotPlain("a quantized tensor (return an ordinary tensor: .dequantize())")
         if value.numel() > MAX_ELEMENTS:
             raise NotPlain(f"a tensor of {value.numel():,} elements (more than {MAX_ELEMENTS:,})")
-        return value.detach().cpu().clone().as_subclass(Tensor)
+        try:
+            return value.detach().cpu().clone().as_subclass(Tensor)
+        except Exception as error:  # noqa: BLE001 - a tensor subclass whose values cannot be read
+            raise NotPlain(f"a {type(value).__qualname__} whose values cannot be read ({type(error).__name__})") from None
     if type(value) in (bool, int, float, str, type(None)):
         return value
     for kind in (bool, int, float, str):  # subclasses (IntEnum, ...) become the plain type
@@ -103,8 +115,19 @@ def describe(value: Any) -> str:
     if type(value) in (tuple, list):
         return f"a {type(value).__name__} of {len(value)}"
     if type(value) is dict:
-        return f"a dict with keys {sorted(value)}"
-    return repr(value)
+        return f"a dict with keys {_short(sorted(value))}"
+    return _short(value)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters, for any value (an int of 10,000 digits included)."""
+    if type(value) is int and value.bit_length() > 200:
+        return f"an int of about {int(value.bit_length() * 0.30103)} digits"
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - reprs that fail
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def difference(value: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6,
@@ -128,10 +151,10 @@ def difference(value: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1
     if type(expected) is bool:
         if type(value) is not bool:
             return f"{what} is {describe(value)}; expected a bool"
-        return None if value == expected else f"{what} is {value}; expected {expected}"
+        return None if value == expected else f"{what} is {_short(value)}; expected {expected}"
     if type(expected) is int:
         if type(value) is int:
-            return None if value == expected else f"{what} is {value}; expected {expected}"
+            return None if value == expected else f"{what} is {_short(value)}; expected {expected}"
         if type(value) is float:
             return (f"{what} is the float {value!r}; expected the int {expected} "
                     f"(a size or a count is a whole number: use // and int, not /)")
@@ -143,6 +166,8 @@ def difference(value: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1
             return f"{what} is {describe(value)}; expected a Python float (use .item())"
         if type(value) not in (int, float):
             return f"{what} is {describe(value)}; expected a float"
+        if type(value) is int and value.bit_length() > 1000:
+            return f"{what} is {describe(value)}; expected {expected:.6g}"
         if not math.isfinite(value):
             return f"{what} is {value}; expected a finite number"
         close = abs(value - expected) <= atol + rtol * abs(expected)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from companion.grade.compare import NotPlain, clone, difference, to_plain
-from companion.grade.watch import Forbidden, Watch, scan_function
+from companion.grade.watch import Forbidden, Watch, reachable_codes, scan_function
 
 #: Frames from these directories are the grader's or a library's, not the learner's.
 _LIBRARY_DIRS = (str(Path(torch.__file__).resolve().parent), str(Path(__file__).resolve().parents[1]),
@@ -223,17 +223,31 @@ class Question:
     def assess(self, expected: Expected, outcomes: Sequence[Outcome], static: Sequence[str] = ()) -> Result:
         """Compare outcomes with the reference, and name the likely mistake (see the module docstring).
 
+        An output that cannot even be compared (a value no comparison was written for) fails this
+        question alone, with the reason.
+
         Args:
             expected: from :meth:`expect`.
             outcomes: one per case, from :meth:`run` (here or in a grading process).
             static: forbidden names found in the function's source (:func:`~companion.grade.watch.scan_source`).
         """
+        try:
+            return self._assess(expected, outcomes, static)
+        except Exception as error:  # noqa: BLE001 - one question's output must not stop the others' grading
+            seconds = sum(o.seconds for o in outcomes if type(o.seconds) is float)
+            return _result_factory(self, seconds)("fail", [
+                f"{self.function}'s output could not be compared with the expected one "
+                f"({type(error).__name__}: {str(error)[:200]}), so it scores 0. Return what the question asks for: "
+                f"a tensor, a number, or a tuple or dict of them."])
+
+    def _assess(self, expected: Expected, outcomes: Sequence[Outcome], static: Sequence[str] = ()) -> Result:
         cases, name = expected.cases, self.function
         seconds = sum(o.seconds for o in outcomes)
         result = _result_factory(self, seconds)
         if len(outcomes) != len(cases):
             return result("crashed", [f"the grader got {len(outcomes)} results for {len(cases)} cases"])
-        if all(o.error_type == "NotImplementedError" for o in outcomes):
+        if all(o.error_type == "NotImplementedError" and (o.where is None or "NotImplementedError" in o.where)
+               for o in outcomes):
             return result("unanswered", [f"Not answered yet: {name} still raises NotImplementedError. "
                                          "Replace the `raise NotImplementedError(...)` line with your code."])
         forbidden = sorted({hit for o in outcomes for hit in o.forbidden} | set(static))
@@ -305,7 +319,8 @@ class Question:
         draw = Draw(seed)
         cases = self.cases(draw)
         outcomes = self.run(function, cases)  # on copies: the cases stay as drawn
-        if all(o.error_type == "NotImplementedError" for o in outcomes):  # nothing to compare with yet
+        if all(o.error_type == "NotImplementedError" and (o.where is None or "NotImplementedError" in o.where)
+               for o in outcomes):  # nothing to compare with yet
             expected = Expected(cases=cases, reference=[None] * len(cases), mistakes=[], seed=draw.seed)
         else:
             expected = self._expected(cases, draw.seed)
@@ -328,7 +343,7 @@ def run_case(question: Question, function: Callable, args: tuple, *, interruptib
             process records it as an error instead.
     """
     args = clone(args)
-    watch = Watch(question.forbidden)
+    watch = Watch(question.forbidden, allowed=_call_codes(question.call))
     start = time.perf_counter()
     try:
         with watch:
@@ -346,6 +361,11 @@ def run_case(question: Question, function: Callable, args: tuple, *, interruptib
         return Outcome(error_type=type(error).__name__, error=_message(error), where=_where(error),
                        forbidden=watch.hits, seconds=time.perf_counter() - start)
     return Outcome(value=plain, forbidden=watch.hits, seconds=time.perf_counter() - start)
+
+
+def _call_codes(call: Callable) -> frozenset:
+    """The code a question's ``call`` runs from the checks' folder (allowed; the rest of that folder is not)."""
+    return frozenset(reachable_codes(call))
 
 
 def _mistake_value(mistake: Mistake, args: tuple) -> Any:

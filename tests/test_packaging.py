@@ -112,15 +112,25 @@ def test_build_system_floor_supports_the_spdx_license():
     assert '"setuptools>=77"' in (ROOT / "Makefile").read_text(), "the Makefile installs the same floor"
 
 
-def test_learners_requirements_hold_no_grading_tools_and_admit_colab():
+def _pins(pins: tuple[str, ...]) -> dict[str, Version]:
+    return {_normalise(name): Version(version) for name, version in (p.split("==") for p in pins)}
+
+
+def test_learners_requirements_hold_no_grading_tools_and_admit_colab_and_kaggle():
     requires = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
+    extras = [Requirement(r) for extra in PYPROJECT["project"]["optional-dependencies"].values() for r in extra]
     assert not {_normalise(r.name) for r in requires} & set(GRADING_TOOLS)
-    colab = {_normalise(name): version for name, version in (p.split("==") for p in compat.COLAB)}
+    colab, kaggle = _pins(compat.COLAB), _pins(compat.KAGGLE)
     for requirement in requires:
         name = _normalise(requirement.name)
         assert name in colab, f"{name}: Colab preinstalls it, so say which version it has in tools/compat.py"
-        assert Version(colab[name]) in requirement.specifier, (
-            f"Colab has {name} {colab[name]}, the companion asks {requirement}: the install cell would upgrade it")
+    for platform, pins in (("Colab", colab), ("Kaggle", kaggle)):
+        for requirement in requires + extras:
+            name = _normalise(requirement.name)
+            if name in pins and name != "otter-grader":
+                assert pins[name] in requirement.specifier, (
+                    f"{platform} has {name} {pins[name]}, the companion asks {requirement}: "
+                    "the install cell would upgrade it")
 
 
 def test_floor_environment_pins_every_range_at_its_floor():

@@ -53,6 +53,10 @@ COLAB = (
     "opencv-python==4.12.0.88", "opencv-python-headless==4.12.0.88", "albumentations==2.0.8",
     "keras==3.10.0", "ipywidgets==7.7.1", "ipython==7.34.0", "ipykernel==6.17.1", "nbformat==5.10.4",
 )
+#: Kaggle's images of late 2025 (their published package lists; scikit-image not among them): the
+#: ranges must admit these too, since the install cell upgrades nothing there either.
+KAGGLE = ("torch==2.6.0", "torchvision==0.21.0", "numpy==1.26.4", "pandas==2.2.3", "matplotlib==3.7.2",
+          "scikit-learn==1.2.2", "tqdm==4.67.1", "pillow==11.3.0", "keras==3.8.0")
 #: Packages whose versions the table shows.
 SHOWN = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "scikit-learn", "scikit-image", "ipywidgets")
 #: What a notebook's kernel gets: one thread (the machine is shared), no display, offline data cache.

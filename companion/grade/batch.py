@@ -240,11 +240,23 @@ def _names(tree: ast.AST) -> tuple[set[str], set[str]]:
     for node in ast.walk(tree):  # `global x` in a function binds x at the top level
         if isinstance(node, ast.Global):
             bound |= set(node.names)
+        elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            bound.add("*")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _DYNAMIC:
+            bound.add("*")  # exec(...), globals()[...] = ...: may bind any name
     return bound, used
 
 
+#: Calls through which a cell may bind names no parser sees.
+_DYNAMIC = ("exec", "eval", "globals", "vars", "setattr", "__import__", "locals")
+
+
 def needed_cells(python: Sequence[str], function: str) -> set[int]:
-    """The indices of the cells that ``function`` needs: those binding it or, transitively, a name it uses."""
+    """The indices of the cells that ``function`` needs: those binding it or, transitively, a name it uses.
+
+    A cell that may bind names in ways no parser follows (``exec``, ``globals()[...]``, a ``*``
+    import) counts as needed by every function.
+    """
     parsed = []
     for source in python:
         try:
@@ -256,7 +268,7 @@ def needed_cells(python: Sequence[str], function: str) -> set[int]:
     while changed:
         changed = False
         for index, (bound, used) in enumerate(parsed):
-            if index not in cells and bound & names:
+            if index not in cells and (bound & names or "*" in bound):
                 cells.add(index)
                 names |= used
                 changed = True

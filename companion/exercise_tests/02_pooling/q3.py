@@ -47,10 +47,14 @@ def size_off_by_one(value, expected, args):
 FORBIDDEN = Forbidden(
     ops=("aten.max_pool2d_with_indices", "aten.max_pool2d", "aten.max_pool1d", "aten.max_pool1d_with_indices",
          "aten.max_pool3d_with_indices", "aten.adaptive_max_pool2d", "aten.adaptive_max_pool1d",
-         "aten.fractional_max_pool2d", "aten.mkldnn_max_pool2d"),
-    modules=("companion.pool",),
+         "aten.fractional_max_pool2d", "aten.mkldnn_max_pool2d", "aten.adaptive_max_pool3d",
+         "aten.fractional_max_pool3d", "aten.quantized_max_pool1d", "aten.quantized_max_pool2d",
+         "aten.quantized_max_pool3d", "torchvision.roi_pool", "torchvision.ps_roi_pool"),
+    modules=("companion.pool", "torchvision.ops.roi_pool", "torchvision.ops.ps_roi_pool", "scipy.ndimage", "cv2",
+             "skimage.measure", "skimage.filters", "skimage.morphology"),
     names=("max_pool1d", "max_pool2d", "max_pool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "adaptive_max_pool2d",
-           "AdaptiveMaxPool2d", "max_pool2d_with_indices"),
+           "AdaptiveMaxPool2d", "max_pool2d_with_indices", "roi_pool", "RoIPool", "maximum_filter",
+           "block_reduce"),
     what="max pooling",
 )
 

@@ -85,10 +85,14 @@ def cases(draw):
 FORBIDDEN = Forbidden(
     ops=("aten.native_batch_norm", "aten._native_batch_norm_legit", "aten._native_batch_norm_legit_functional",
          "aten._native_batch_norm_legit_no_training", "aten.batch_norm", "aten._batch_norm_impl_index",
-         "aten.cudnn_batch_norm", "aten.native_layer_norm", "aten.native_group_norm", "aten.instance_norm"),
+         "aten.cudnn_batch_norm", "aten.native_layer_norm", "aten.native_group_norm", "aten.instance_norm",
+         "aten.batch_norm_stats", "aten.batch_norm_update_stats", "aten.batch_norm_elemt",
+         "aten.batch_norm_gather_stats", "aten.batch_norm_gather_stats_with_counts", "aten._batch_norm_with_update",
+         "aten._batch_norm_with_update_functional", "aten._batch_norm_no_update", "aten.miopen_batch_norm"),
     modules=("companion.norm",),
     names=("batch_norm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "instance_norm", "InstanceNorm2d",
-           "layer_norm", "LayerNorm", "group_norm", "GroupNorm", "native_batch_norm"),
+           "layer_norm", "LayerNorm", "group_norm", "GroupNorm", "native_batch_norm", "batch_norm_stats",
+           "batch_norm_update_stats"),
     what="batch normalisation",
 )
 

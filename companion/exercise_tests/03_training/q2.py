@@ -69,9 +69,13 @@ QUESTION = Question(
         "For the running variance PyTorch uses the unbiased batch variance (divided by m - 1, m = N*H*W).",
     ),
     forbidden=Forbidden(ops=("aten.native_batch_norm", "aten._native_batch_norm_legit", "aten.batch_norm",
-                             "aten._native_batch_norm_legit_functional", "aten._batch_norm_impl_index"),
+                             "aten._native_batch_norm_legit_functional", "aten._batch_norm_impl_index",
+                             "aten.batch_norm_stats", "aten.batch_norm_update_stats", "aten.batch_norm_elemt",
+                             "aten._batch_norm_with_update", "aten._batch_norm_with_update_functional",
+                             "aten._batch_norm_no_update", "aten._native_batch_norm_legit_no_training"),
                         modules=("companion.norm",),
-                        names=("batch_norm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d"),
+                        names=("batch_norm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "batch_norm_update_stats",
+                               "batch_norm_stats"),
                         what="the running-statistics update"),
 )
 

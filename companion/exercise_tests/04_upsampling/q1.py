@@ -82,10 +82,14 @@ def not_clamped(value, expected, args):
 UPSAMPLING = Forbidden(
     ops=("aten.upsample_linear1d", "aten.upsample_bilinear2d", "aten._upsample_bilinear2d_aa",
          "aten.upsample_nearest1d", "aten.upsample_nearest2d", "aten._upsample_nearest_exact1d",
-         "aten._upsample_nearest_exact2d", "aten.upsample_bicubic2d", "aten.grid_sampler_2d", "aten.grid_sampler"),
-    modules=("companion.upsample",),
+         "aten._upsample_nearest_exact2d", "aten.upsample_bicubic2d", "aten.grid_sampler_2d", "aten.grid_sampler",
+         "aten.upsample_trilinear3d", "aten.upsample_nearest3d", "aten._upsample_nearest_exact3d",
+         "aten._upsample_bicubic2d_aa", "aten._upsample_lanczos2d_aa", "aten.grid_sampler_3d",
+         "aten._grid_sampler_2d_cpu_fallback", "torchvision.roi_align", "torchvision.ps_roi_align"),
+    modules=("companion.upsample", "torchvision.ops.roi_align", "torchvision.ops.ps_roi_align", "torchvision.transforms",
+             "scipy.ndimage", "scipy.interpolate", "cv2", "skimage.transform", "PIL"),
     names=("interpolate", "upsample", "Upsample", "upsample_bilinear", "UpsamplingBilinear2d", "UpsamplingNearest2d",
-           "grid_sample", "source_coordinates", "bilinear_resize"),
+           "grid_sample", "source_coordinates", "bilinear_resize", "roi_align", "RoIAlign", "zoom", "map_coordinates"),
     what="the interpolation",
 )
 

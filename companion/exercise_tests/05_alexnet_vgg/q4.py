@@ -72,7 +72,8 @@ def cases(draw):
 
 
 LRN = Forbidden(
-    ops=("aten.avg_pool3d",),  # what F.local_response_norm (and nn.LocalResponseNorm) run on a 4-D input
+    ops=("aten.avg_pool3d", "aten.avg_pool2d", "aten.avg_pool1d"),  # what F.local_response_norm runs
+    functions=("torch.nn.functional.local_response_norm",),
     modules=("torch.nn.modules.normalization",),
     names=("local_response_norm", "LocalResponseNorm"),
     what="the normalisation",

@@ -61,7 +61,8 @@ def cases(draw):
 
 FORBIDDEN = Forbidden(
     ops=("aten.cross_entropy_loss", "aten.nll_loss", "aten.nll_loss_forward", "aten.nll_loss_nd",
-         "aten.nll_loss2d_forward"),
+         "aten.nll_loss2d_forward", "aten.kl_div"),
+    functions=("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss", "torch.nn.functional.kl_div"),
     modules=("companion.losses", "companion.train"),
     names=("cross_entropy", "CrossEntropyLoss", "nll_loss", "NLLLoss", "label_smoothing_cross_entropy",
            "smooth_targets"),

@@ -99,7 +99,7 @@ QUESTION = Question(
         "When is the shortcut more than the identity? Compare what goes into the block with what comes out.",
     ),
     forbidden=Forbidden(modules=("companion.count", "companion.models", "torchvision.models", "torch.nn.modules.conv"),
-                        names=("Conv2d", "BatchNorm2d", "Bottleneck", "count_parameters", "numel"),
+                        names=("Conv2d", "BatchNorm2d", "Bottleneck", "count_parameters"),
                         what="the count (without building the block)"),
 )
 

@@ -61,7 +61,7 @@ def cases(draw):
 
 FORBIDDEN = CONVOLUTION.extended(
     modules=("companion.count",),
-    names=("count_parameters", "count_flops", "layer_table", "numel", "parameters"),
+    names=("count_parameters", "count_flops", "layer_table", "parameters"),
     what="the count (with the formulas, without building the layers)",
 )
 

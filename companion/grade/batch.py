@@ -377,7 +377,9 @@ class _Run:
                 if time.monotonic() >= self.deadline:
                     raise _OutOfTime
                 try:
+                    started = time.monotonic()
                     sandbox = self.sandbox()
+                    self.deadline += time.monotonic() - started  # starting a process is the grader's time
                 except SandboxError as error:
                     self.notes.add(f"a grading process did not start ({error}).")
                     restarts += 1
@@ -566,6 +568,7 @@ def grade_folder(exercise: str | Path, submissions: str | Path, out: str | Path,
     if not folder.is_dir():
         raise ValueError(f"submissions must be a folder of notebooks, got {folder}")
     found = find_submissions(folder)  # every notebook read before any runs
+    Sandbox(limits, tests).close()  # the launcher starts (seconds) before any submission's clock does
     seed = Draw(seed).seed  # one seed, so every submission gets the same inputs
     expected = {n: q.expect(seed) for n, q in questions.items()}
     out = Path(out)

@@ -17,14 +17,22 @@ The same loss as ``torch.nn.functional.cross_entropy(z, y, label_smoothing=eps)`
 weights or ``ignore_index``), and the tests check it against that function, values and gradients.
 
 Introduced in chapter 6, *GoogLeNet and Inception v1-v4*.
+
+Knowledge distillation: Hinton, Vinyals & Dean, *Distilling the Knowledge in a Neural Network*,
+2015 (https://arxiv.org/abs/1503.02531). A small student learns from a trained teacher's softened
+probabilities (its "soft targets" at a temperature T) as well as from the labels;
+:func:`distillation_loss` writes it out, and the tests check it against ``F.kl_div`` and
+``F.cross_entropy``. Introduced in chapter 14, *Knowledge distillation*.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from companion._checks import check_positive_int
+from companion._checks import check_positive_int, check_tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -106,4 +114,74 @@ def _check_smoothing(label_smoothing: object) -> None:
         raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
 
 
-__all__ = ["REDUCTIONS", "label_smoothing_cross_entropy", "smooth_targets"]
+def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor,
+                      temperature: float = 4.0, alpha: float = 0.9) -> Tensor:
+    """Hinton et al.'s knowledge-distillation loss: soft targets at a temperature plus the hard labels.
+
+    With ``T`` the temperature, ``p^T = softmax(z_teacher / T)`` and ``q^T = softmax(z_student / T)``::
+
+        loss = alpha * T**2 * KL(p^T || q^T) + (1 - alpha) * cross_entropy(z_student, y)
+
+    where ``KL(p || q) = sum_k p_k (log p_k - log q_k)`` is summed over the classes and averaged
+    over the batch, and the cross-entropy (temperature 1) is averaged over the batch. The gradient
+    of the soft term with respect to a student logit is ``(q^T_k - p^T_k) / T``, which shrinks like
+    ``1 / T**2`` once the logits are small next to ``T``; the factor ``T**2`` undoes that, so the two
+    terms keep their relative weight when ``T`` changes (Hinton, Vinyals & Dean, *Distilling the
+    Knowledge in a Neural Network*, 2015, https://arxiv.org/abs/1503.02531, section 2).
+    ``teacher_logits`` is detached: no gradient flows into the teacher.
+
+    Args:
+        student_logits (Tensor[N, K]): the student's raw scores, floating point.
+        teacher_logits (Tensor[N, K]): the teacher's raw scores for the same images (cast to the
+            student's dtype).
+        labels (Tensor[N], int64): the true classes, in ``[0, K)``.
+        temperature: ``T`` > 0; 1 gives the teacher's ordinary probabilities, larger values softer ones.
+        alpha: weight of the soft term in ``[0, 1]``; 0 gives the plain cross-entropy.
+
+    Returns:
+        A scalar tensor.
+
+    Raises:
+        TypeError, ValueError: logits that are not floating-point ``(N, K)`` tensors of the same
+            shape, an empty batch, labels that are not int64 ``(N,)`` in ``[0, K)``, ``temperature``
+            not a finite number > 0, ``alpha`` outside ``[0, 1]``.
+    """
+    check_tensor(student_logits, "student_logits", ndim=2, shape_hint="(N, K)", floating=True)
+    check_tensor(teacher_logits, "teacher_logits", ndim=2, shape_hint="(N, K)", floating=True)
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student_logits and teacher_logits must have the same shape (N, K), the same "
+                         f"images and classes; got {tuple(student_logits.shape)} and "
+                         f"{tuple(teacher_logits.shape)}")
+    if student_logits.device != teacher_logits.device:
+        raise ValueError(f"student_logits and teacher_logits must be on the same device, got "
+                         f"{student_logits.device} and {teacher_logits.device}")
+    n, k = student_logits.shape
+    if n == 0:
+        raise ValueError("student_logits is an empty batch (N = 0): nothing to average over")
+    if not isinstance(labels, Tensor) or labels.dtype != torch.int64:
+        got = f"dtype {labels.dtype}" if isinstance(labels, Tensor) else type(labels).__name__
+        raise TypeError(f"labels must be an int64 Tensor[N] of class indices, got {got}")
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape (N,) = ({n},) to match the logits, got {tuple(labels.shape)}")
+    if int(labels.min()) < 0 or int(labels.max()) >= k:
+        raise ValueError(f"labels must lie in [0, {k}), got values from {int(labels.min())} to {int(labels.max())}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not math.isfinite(temperature) or not temperature > 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1] (the weight of the soft term), got {alpha!r}")
+    t = float(temperature)
+    teacher = teacher_logits.detach().to(student_logits.dtype)  # no gradient into the teacher
+
+    def log_softmax(z: Tensor) -> Tensor:  # (N, K) -> (N, K), computed stably
+        return z - torch.logsumexp(z, dim=1, keepdim=True)
+
+    log_p = log_softmax(teacher / t)  # (N, K): the teacher's soft targets, log p^T
+    log_q = log_softmax(student_logits / t)  # (N, K): the student at the same temperature, log q^T
+    kl = (log_p.exp() * (log_p - log_q)).sum(dim=1).mean()  # sum over classes, mean over the batch
+    log_q1 = log_softmax(student_logits)  # (N, K): temperature 1 for the hard labels
+    hard = -log_q1[torch.arange(n, device=labels.device), labels].mean()
+    return alpha * t * t * kl + (1 - alpha) * hard
+
+
+__all__ = ["REDUCTIONS", "distillation_loss", "label_smoothing_cross_entropy", "smooth_targets"]

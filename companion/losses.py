@@ -18,6 +18,13 @@ weights or ``ignore_index``), and the tests check it against that function, valu
 
 Introduced in chapter 6, *GoogLeNet and Inception v1-v4*.
 
+NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR: Chen, Kornblith, Norouzi &
+Hinton, *A Simple Framework for Contrastive Learning of Visual Representations*, ICML 2020
+(https://arxiv.org/abs/2002.05709), equation (1). Each of the 2N views of a batch must pick out its
+partner among the other 2N - 1 views by cosine similarity over a temperature; :func:`nt_xent` writes
+it out, and the tests check it against ``F.cross_entropy`` on the masked similarity matrix. Introduced
+in chapter 13, *Self-supervised learning: SimCLR*.
+
 Knowledge distillation: Hinton, Vinyals & Dean, *Distilling the Knowledge in a Neural Network*,
 2015 (https://arxiv.org/abs/1503.02531). A small student learns from a trained teacher's softened
 probabilities (its "soft targets" at a temperature T) as well as from the labels;
@@ -32,7 +39,7 @@ import math
 import torch
 from torch import Tensor
 
-from companion._checks import check_positive_int, check_tensor
+from companion._checks import check_positive_int, check_same_device_dtype, check_tensor
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -114,6 +121,51 @@ def _check_smoothing(label_smoothing: object) -> None:
         raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
 
 
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
+    """SimCLR's NT-Xent loss on two batches of projections, the two views of the same N images.
+
+    The 2N projections are L2-normalised, so that their dot products are cosine similarities
+    ``s_ij``. Anchor ``i`` (one of the 2N) has one positive, the other view of its image, ``p(i)``;
+    the other 2N - 2 projections are its negatives, and ``i`` itself takes no part::
+
+        loss_i = -log( exp(s_{i,p(i)} / T) / sum_{k != i} exp(s_ik / T) )
+
+    averaged over the 2N anchors (the paper's equation (1) and its Algorithm 1). It is the
+    cross-entropy of a (2N - 1)-way classification whose logits are the similarities over ``T``.
+
+    Args:
+        z1 (Tensor[N, D]): projections of the first view; row ``i`` is image ``i``.
+        z2 (Tensor[N, D]): projections of the second view, in the same order.
+        temperature: ``T`` > 0; lower values weigh the hardest negatives more.
+
+    Returns:
+        A scalar tensor: the mean over the 2N anchors.
+
+    Raises:
+        TypeError, ValueError: inputs that are not floating-point ``(N, D)`` tensors, shapes that
+            differ, N < 2 (no negatives), ``temperature <= 0``.
+    """
+    check_tensor(z1, "z1", ndim=2, shape_hint="(N, D)", floating=True)
+    check_tensor(z2, "z2", ndim=2, shape_hint="(N, D)", floating=True)
+    if z1.shape != z2.shape:
+        raise ValueError(f"z1 and z2 must have the same shape (N, D), the two views of the same N images; "
+                         f"got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    check_same_device_dtype(z1, z2, "z1", "z2")
+    n = z1.shape[0]
+    if n < 2:
+        raise ValueError(f"NT-Xent needs N >= 2 images (an anchor's negatives are the other images' views), got N = {n}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    z = torch.cat([z1, z2])  # (2N, D): views 1 of all images, then views 2
+    z = z / z.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (2N, D), unit rows
+    logits = z @ z.T / temperature  # (2N, D) @ (D, 2N) -> (2N, 2N): s_ij / T
+    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)  # (2N, 2N)
+    logits = logits.masked_fill(self_mask, float("-inf"))  # the anchor is not its own candidate
+    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # (2N,): p(i)
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (2N, 2N) - (2N, 1) -> (2N, 2N)
+    return -log_prob[torch.arange(2 * n, device=z.device), positive].mean()
+
+
 def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor,
                       temperature: float = 4.0, alpha: float = 0.9) -> Tensor:
     """Hinton et al.'s knowledge-distillation loss: soft targets at a temperature plus the hard labels.
@@ -184,4 +236,4 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     return alpha * t * t * kl + (1 - alpha) * hard
 
 
-__all__ = ["REDUCTIONS", "distillation_loss", "label_smoothing_cross_entropy", "smooth_targets"]
+__all__ = ["REDUCTIONS", "distillation_loss", "label_smoothing_cross_entropy", "nt_xent", "smooth_targets"]

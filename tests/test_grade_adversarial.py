@@ -212,6 +212,12 @@ def test_forbidden_calls_are_caught_however_they_are_hidden(tmp_path):
                      "    x = G.pad(x[None], (padding,) * 4)\n"
                      "    out = torch.ops.aten._slow_conv2d_forward(x, weight, weight.shape[2:], None, [stride, stride], [0, 0])\n"
                      "    return out[0] + (0 if bias is None else bias[:, None, None])",
+        "patches": "import sys, threading, torch.autograd.profiler as ap, torch.utils._python_dispatch as pd\n"
+                   "ap._enable_profiler = ap._prepare_profiler = lambda *a, **k: None\n"
+                   "pd._push_mode = pd._pop_mode = lambda *a, **k: None\n"
+                   "sys.setprofile = threading.setprofile = lambda *a: None\n" + header + "    box = []\n"
+                   "    t = threading.Thread(target=lambda: box.append(F.conv2d(x[None], weight, bias, stride, padding)[0]))\n"
+                   "    t.start(); t.join()\n    return box[0]",
         "scipy": "import numpy as np, scipy.signal, torch\n" + header +
                  "    xp = np.pad(x.numpy(), ((0, 0), (padding, padding), (padding, padding)))\n"
                  "    out = np.stack([sum(scipy.signal.correlate2d(xp[c], w[c], mode='valid') for c in range(len(w)))"
@@ -227,6 +233,7 @@ def test_forbidden_calls_are_caught_however_they_are_hidden(tmp_path):
     assert "switched off torch's dispatch" in rows["dispatch.ipynb"]["flagged"]
     assert "started threads" in rows["thread.ipynb"]["flagged"]
     assert "switched off profiling or tracing" in rows["setprofile.ipynb"]["flagged"]
+    assert "patched the grader's or torch's watch" in rows["patches.ipynb"]["flagged"]
 
 
 def test_the_source_scan_sees_aliases_lookups_by_name_and_class_bodies():
@@ -302,7 +309,10 @@ def test_careless_but_honest_notebooks_keep_their_points(tmp_path):
                                                         "    return torch.empty(3, 3, device='meta')"})
     _notebook(folder, "sparse.ipynb", {**RIGHT, "corr2d": RIGHT["corr2d"] + "\n\n_dense = corr2d\n"
                                                           "def corr2d(x, kernel):\n    return _dense(x, kernel).to_sparse()"})
+    _notebook(folder, "huge_cell.ipynb", RIGHT, extra=((3, "data = " + repr("x" * 2_300_000) + "\nprint(len(data))"),))
     rows, feedback, seconds = _grade(folder, out, "--timeout", "3")
+    assert _scores(rows["huge_cell.ipynb"]) == ("2", "3", "5", "10"), feedback["huge_cell.txt"]
+    assert float(re.search(r"graded in ([\d.]+) s", feedback["huge_cell.txt"]).group(1)) < 30
     assert _scores(rows["slow_cells_after.ipynb"]) == ("2", "3", "5", "10"), feedback["slow_cells_after.txt"]
     assert "ran longer" not in feedback["slow_cells_after.txt"]  # cells no answer needs are not run
     assert _scores(rows["display_left.ipynb"]) == ("2", "3", "5", "10"), feedback["display_left.txt"]

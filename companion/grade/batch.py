@@ -54,13 +54,13 @@ from companion.grade.exercise import checks_dir, load_questions
 from companion.grade.question import Draw, Expected, Question, Result
 from companion.grade.sandbox import (Limits, Sandbox, SandboxDied, SandboxError, SandboxMemory,
                                      SandboxTimeout)
-from companion.grade.watch import scan_source, source_flags
+from companion.grade.watch import parse, scan_source, source_flags
 
 #: The largest notebook file the grader reads (bytes); a larger one gets a row saying so.
 MAX_NOTEBOOK_BYTES = 32 * 2**20
 
 #: The longest code cell the grader runs (characters); a longer one is skipped with a note.
-MAX_CELL_CHARS = 500_000
+MAX_CELL_CHARS = 8_000_000
 
 #: Folders of a download that hold no submissions (Jupyter's autosaves, macOS zip metadata).
 SKIPPED_FOLDERS = (".ipynb_checkpoints", "__MACOSX")
@@ -209,11 +209,8 @@ def _read_submission(path: Path, name: str) -> Submission:
 
 def _python(source: str) -> str:
     """A cell's source as Python: as it is when it parses, else IPython's translation (magics, ``!``)."""
-    try:
-        ast.parse(source)
+    if parse(source) is not None:
         return source
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        pass
     from IPython.core.inputtransformer2 import TransformerManager
 
     try:
@@ -257,12 +254,7 @@ def needed_cells(python: Sequence[str], function: str) -> set[int]:
     A cell that may bind names in ways no parser follows (``exec``, ``globals()[...]``, a ``*``
     import) counts as needed by every function.
     """
-    parsed = []
-    for source in python:
-        try:
-            parsed.append(_names(ast.parse(source)))
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            parsed.append((set(), set()))
+    parsed = [_names(tree) if tree is not None else (set(), set()) for tree in map(parse, python)]
     names, cells = {function}, set()
     changed = True
     while changed:

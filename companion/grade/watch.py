@@ -18,6 +18,7 @@ Part of the graded-exercise system introduced with chapter 1's exercises.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import sys
 import textwrap
@@ -283,14 +284,17 @@ class Watch:
                 threading.setprofile(self._previous_thread_profile)
 
 
+@functools.lru_cache(maxsize=512)
+def parse(source: str) -> ast.Module | None:
+    """``ast.parse``, remembered (a notebook's cells are parsed once for every scan); ``None`` if it does not parse."""
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def _parse(sources: Iterable[str]) -> list[ast.Module]:
-    trees = []
-    for source in sources:
-        try:
-            trees.append(ast.parse(source))
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
-    return trees
+    return [tree for tree in map(parse, sources) if tree is not None]
 
 
 def _forbidden_in(node: ast.AST, forbidden: Forbidden, aliases: dict[str, str]) -> set[str]:

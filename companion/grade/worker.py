@@ -334,6 +334,39 @@ def _display(*objects: Any, **kwargs: Any) -> None:
     return None
 
 
+#: Modules whose functions and classes the watch relies on: kept as they were before the first cell.
+_SNAPSHOT_MODULES = ("sys", "threading", "_thread", "torch", "torch._C", "torch._C._profiler", "torch.autograd",
+                     "torch.autograd.profiler", "torch.profiler", "torch.profiler.profiler", "torch.utils._python_dispatch",
+                     "torch._ops", "companion.grade", "companion.grade.watch", "companion.grade.worker",
+                     "companion.grade.question", "companion.grade.compare", "companion.grade.sandbox")
+
+
+class _Snapshot:
+    """The functions, classes and modules of :data:`_SNAPSHOT_MODULES`, to restore (and flag) when patched."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, tuple[Any, dict[str, Any]]] = {}
+        for name in _SNAPSHOT_MODULES:
+            module = sys.modules.get(name)
+            if module is not None:
+                self.saved[name] = (module, {k: v for k, v in vars(module).items()
+                                             if callable(v) or isinstance(v, types.ModuleType)})
+
+    def restore(self, guard: Guard) -> None:
+        patched = False
+        for name, (module, values) in self.saved.items():
+            current = vars(module)
+            if sys.modules.get(name) is not module:
+                sys.modules[name] = module
+                patched = True
+            for key, value in values.items():
+                if current.get(key) is not value:
+                    current[key] = value
+                    patched = True
+        if patched:
+            guard.flag("patched the grader's or torch's watch")
+
+
 def serve(recv: Callable[[], bytes], send: Callable[[bytes], None], specs: dict[str, dict[str, CallSpec]],
           guard: Guard) -> None:
     """Answer the grader's requests until it goes away (see the module docstring).
@@ -356,9 +389,16 @@ def serve(recv: Callable[[], bytes], send: Callable[[bytes], None], specs: dict[
     clone_args = __import__("companion.grade.compare", fromlist=["clone"]).clone
 
     def run(source: str, namespace: dict[str, Any], filename: str) -> None:
-        code = transform(source)
+        try:
+            compiled = compile(source, filename, "exec")  # plain Python: no translation (fast on huge cells)
+            code = source
+        except SyntaxError:
+            code = transform(source)
+            compiled = compile(code, filename, "exec")
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        exec(compile(code, filename, "exec"), namespace)
+        exec(compiled, namespace)
+
+    snapshot = _Snapshot()
 
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     shell = _Shell(namespace, run)
@@ -399,6 +439,7 @@ def serve(recv: Callable[[], bytes], send: Callable[[bytes], None], specs: dict[
         """Every case under one watch (on every thread): its hits count for the whole question."""
         if id(spec) not in allowed:
             allowed[id(spec)] = frozenset(reachable_codes(spec.call))
+        snapshot.restore(guard)  # what the cells patched in the grader's or torch's watch is put back
         watch = Watch(spec.forbidden, threads=True, guard=guard, allowed=allowed[id(spec)])
         outcomes: list[Any] = []
         guard.in_call = True
@@ -415,6 +456,7 @@ def serve(recv: Callable[[], bytes], send: Callable[[bytes], None], specs: dict[
             guard.in_call = False
         for reason in watch.flags:
             guard.flag(reason)
+        snapshot.restore(guard)
         while len(outcomes) < len(cases):
             outcomes.append(Outcome(error_type="RuntimeError", error="the function broke the grader's watch"))
         hits = list(watch.hits)

@@ -30,6 +30,20 @@ Knowledge distillation: Hinton, Vinyals & Dean, *Distilling the Knowledge in a N
 probabilities (its "soft targets" at a temperature T) as well as from the labels;
 :func:`distillation_loss` writes it out, and the tests check it against ``F.kl_div`` and
 ``F.cross_entropy``. Introduced in chapter 14, *Knowledge distillation*.
+
+Metric learning for faces: the contrastive loss of Hadsell, Chopra & LeCun, *Dimensionality
+Reduction by Learning an Invariant Mapping*, CVPR 2006 (pairs: pull same-identity embeddings
+together, push others beyond a margin), the triplet loss of Schroff, Kalenichenko & Philbin,
+*FaceNet*, CVPR 2015 (https://arxiv.org/abs/1503.03832), and its batch-hard form of Hermans, Beyer
+& Leibe, *In Defense of the Triplet Loss for Person Re-Identification*, 2017
+(https://arxiv.org/abs/1703.07737). Introduced in chapter 19, *Face verification and recognition*.
+
+The KL term of the variational autoencoder (Kingma & Welling, *Auto-Encoding Variational Bayes*,
+ICLR 2014, https://arxiv.org/abs/1312.6114, appendix B), :func:`kl_divergence_normal`. Introduced
+in chapter 21, *Variational autoencoders*.
+
+Class weights for imbalanced data, :func:`balanced_class_weights`: ``n / (C n_c)``, scikit-learn's
+"balanced" heuristic (King & Zeng, 2001). Introduced in chapter 25, *Medical imaging*.
 """
 
 from __future__ import annotations
@@ -237,3 +251,154 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
 
 
 __all__ = ["REDUCTIONS", "distillation_loss", "label_smoothing_cross_entropy", "nt_xent", "smooth_targets"]
+
+
+# --- metric learning (chapter 19) -------------------------------------------------------------------
+
+def _check_pair(x1: object, x2: object, name1: str, name2: str) -> None:
+    check_tensor(x1, name1, ndim=2, shape_hint="(N, D)", floating=True)
+    check_tensor(x2, name2, ndim=2, shape_hint="(N, D)", floating=True)
+    if x1.shape != x2.shape:
+        raise ValueError(f"{name1} {tuple(x1.shape)} and {name2} {tuple(x2.shape)} must have the same shape (N, D)")
+
+
+def contrastive_loss(x1: Tensor, x2: Tensor, same: Tensor, margin: float = 1.0) -> Tensor:
+    """Hadsell et al.'s contrastive loss over pairs of embeddings.
+
+    With ``d`` the Euclidean distance between rows, ``mean(same * d**2 + (1 - same) *
+    relu(margin - d)**2) / 2``: a pair of the same identity is pulled together, a pair of different
+    identities is pushed apart until it is ``margin`` away (then it costs nothing).
+
+    Args:
+        x1, x2 (Tensor[N, D]): the two embeddings of each pair.
+        same (Tensor[N]): 1 (or True) where the pair shows the same identity, else 0.
+        margin: how far apart different identities must be.
+
+    Returns:
+        Tensor: the mean loss, a scalar.
+    """
+    _check_pair(x1, x2, "x1", "x2")
+    check_tensor(same, "same", ndim=1, shape_hint="(N,)")
+    if len(same) != len(x1):
+        raise ValueError(f"same must have one 0/1 entry per pair ({len(x1)}), got {len(same)}")
+    if not bool(((same == 0) | (same == 1)).all()):
+        raise ValueError("same must hold only 0 and 1 (or bool): 1 for a pair of the same identity")
+    if margin <= 0:
+        raise ValueError(f"margin must be positive, got {margin}")
+    y = same.to(x1.dtype)
+    d = (x1 - x2).pow(2).sum(dim=1).sqrt()  # (N,) Euclidean distances
+    return (y * d.pow(2) + (1 - y) * torch.relu(margin - d).pow(2)).mean() / 2
+
+
+def triplet_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0) -> Tensor:
+    """FaceNet's triplet loss: ``mean(relu(d(a, p) - d(a, n) + margin))`` with Euclidean ``d``.
+
+    Equal to ``F.triplet_margin_loss(anchor, positive, negative, margin=margin)`` (which adds
+    ``eps = 1e-6`` to the differences before the norm, as here, so that the gradient at ``d = 0`` is
+    finite).
+
+    Args:
+        anchor, positive, negative (Tensor[N, D]): embeddings; ``positive`` shows the anchor's
+            identity, ``negative`` another one.
+        margin: how much closer the positive must be than the negative.
+    """
+    _check_pair(anchor, positive, "anchor", "positive")
+    _check_pair(anchor, negative, "anchor", "negative")
+    if margin <= 0:
+        raise ValueError(f"margin must be positive, got {margin}")
+    d_pos = (anchor - positive + 1e-6).pow(2).sum(dim=1).sqrt()  # (N,)
+    d_neg = (anchor - negative + 1e-6).pow(2).sum(dim=1).sqrt()  # (N,)
+    return torch.relu(d_pos - d_neg + margin).mean()
+
+
+def pairwise_distances(embeddings: Tensor) -> Tensor:
+    """Euclidean distances between all rows, ``Tensor[N, N]``, with an exact 0 on the diagonal
+    (and a finite gradient there: the square root is taken of a value clamped above 0)."""
+    check_tensor(embeddings, "embeddings", ndim=2, shape_hint="(N, D)", floating=True)
+    diff = embeddings[:, None, :] - embeddings[None, :, :]  # (N, N, D)
+    squared = diff.pow(2).sum(dim=-1)  # (N, N)
+    eye = torch.eye(len(embeddings), dtype=torch.bool, device=embeddings.device)
+    return torch.where(eye, torch.zeros_like(squared), squared.clamp(min=1e-12).sqrt())
+
+
+def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.2) -> Tensor:
+    """Hermans et al.'s batch-hard triplet loss.
+
+    For each anchor with at least one positive (same label, not itself) and one negative in the
+    batch: ``relu(hardest positive distance - hardest negative distance + margin)``, the hardest
+    positive being the farthest one and the hardest negative the closest; the mean over those
+    anchors. 0 (still differentiable) when no anchor qualifies.
+
+    Args:
+        embeddings (Tensor[N, D]): one embedding per image.
+        labels (Tensor[N]): the identity of each image.
+        margin: as in :func:`triplet_loss`.
+    """
+    check_tensor(embeddings, "embeddings", ndim=2, shape_hint="(N, D)", floating=True)
+    check_tensor(labels, "labels", ndim=1, shape_hint="(N,)")
+    if len(labels) != len(embeddings):
+        raise ValueError(f"labels must have one entry per embedding ({len(embeddings)}), got {len(labels)}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    d = pairwise_distances(embeddings)  # (N, N)
+    same = labels[:, None] == labels[None, :]  # (N, N)
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positive, negative = same & ~eye, ~same  # the anchor is never its own positive
+    hardest_pos = torch.where(positive, d, torch.zeros_like(d)).amax(dim=1)  # (N,) farthest positive
+    hardest_neg = torch.where(negative, d, torch.full_like(d, float("inf"))).amin(dim=1)  # (N,) closest negative
+    valid = positive.any(dim=1) & negative.any(dim=1)  # (N,)
+    if not bool(valid.any()):
+        return embeddings.sum() * 0.0  # no triplet in this batch: 0, connected to the graph
+    return torch.relu(hardest_pos[valid] - hardest_neg[valid] + margin).mean()
+
+
+# --- the VAE's KL term (chapter 21) -----------------------------------------------------------------
+
+def kl_divergence_normal(mu: Tensor, logvar: Tensor) -> Tensor:
+    """``KL(N(mu, diag(exp(logvar))) || N(0, I))`` per sample, summed over the latent dimensions.
+
+    In closed form, ``-1/2 * sum_j (1 + logvar_j - mu_j**2 - exp(logvar_j))``: 0 when the encoder
+    outputs the prior itself (``mu = 0``, ``logvar = 0``), positive otherwise.
+
+    Args:
+        mu, logvar (Tensor[N, D]): the encoder's mean and log-variance of each latent coordinate.
+
+    Returns:
+        Tensor[N]: one KL per sample (average it over the batch for the ELBO's mean).
+    """
+    _check_pair(mu, logvar, "mu", "logvar")
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
+
+
+# --- class imbalance (chapter 25) -------------------------------------------------------------------
+
+def balanced_class_weights(labels: Tensor, num_classes: int) -> Tensor:
+    """Weights ``n / (C * n_c)`` that give every class the same total weight in a loss.
+
+    Equal to scikit-learn's ``compute_class_weight("balanced", classes=range(C), y=labels)``: a
+    class with half the average frequency weighs twice as much. Pass them as
+    ``F.cross_entropy(logits, y, weight=w)``.
+
+    Args:
+        labels (Tensor[n]): integer class labels in ``[0, num_classes)``.
+        num_classes: ``C``.
+
+    Returns:
+        Tensor[C] (float32).
+
+    Raises:
+        ValueError: a class has no example (its weight would be infinite), or a label is out of range.
+    """
+    check_positive_int(num_classes, "num_classes")
+    check_tensor(labels, "labels", ndim=1, shape_hint="(n,)")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer class indices, got {labels.dtype}")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"labels must be in [0, {num_classes}), got values from {int(labels.min())} "
+                         f"to {int(labels.max())}")
+    counts = torch.bincount(labels, minlength=num_classes)  # (C,)
+    missing = (counts == 0).nonzero().flatten().tolist()
+    if missing:
+        raise ValueError(f"class{'es' if len(missing) > 1 else ''} {missing} ha{'ve' if len(missing) > 1 else 's'} "
+                         "no example: a balanced weight would be infinite")
+    return (len(labels) / (num_classes * counts.double())).float()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import matplotlib
 import matplotlib.text
+import matplotlib.ticker
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "module://ipykernel")):
     matplotlib.use("Agg")  # no display outside a notebook: draw into memory
@@ -243,10 +244,14 @@ def learning_curves(histories: History | Mapping[str, History], *, alt: str,
                     ax.plot(history.epoch[: len(values)], values, style, color=colour,
                             label=f"{name} {split}".strip(), marker="o", markersize=3)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel({"loss": "loss", "acc": "accuracy"}.get(metric, metric))
         ax.grid(alpha=0.3)
-        ax.legend()
+    # One legend for all panels, below them, where it covers no curve.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    rows = -(-len(labels) // 4)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07 * rows + 0.03, 1, 1))
     show(fig, alt)

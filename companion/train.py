@@ -7,8 +7,10 @@ optional batch augmentation, bf16 autocast on the CPU, a wall-clock budget, and 
 ``companion.plot.learning_curves`` can draw.
 
 Schedules are plain functions of training progress ``p`` in [0, 1] returning a multiplier of the
-base learning rate: the one-cycle policy of Smith & Topin (2017, https://arxiv.org/abs/1708.07120)
-with a cosine decay (Loshchilov & Hutter, 2017, https://arxiv.org/abs/1608.03983). With a
+base learning rate: by default a linear warm-up followed by a cosine decay (Goyal et al., 2017,
+https://arxiv.org/abs/1706.02677; Loshchilov & Hutter, 2017, https://arxiv.org/abs/1608.03983).
+It is not Smith & Topin's one-cycle policy (2017, https://arxiv.org/abs/1708.07120), which rises
+and falls linearly and ends with a short annihilation phase; chapter 3 draws both. With a
 ``time_budget`` the progress is the fraction of the budget spent, so the schedule ends exactly when
 the time does.
 
@@ -50,7 +52,7 @@ def cosine(final: float = 0.0) -> Schedule:
     return lambda progress: final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def one_cycle(warmup: float = 0.25, start: float = 0.04, final: float = 0.0) -> Schedule:
+def warmup_cosine(warmup: float = 0.25, start: float = 0.04, final: float = 0.0) -> Schedule:
     """Linear warm-up from ``start`` to 1 over the first ``warmup`` of training, then cosine decay to ``final``."""
     if not 0 <= warmup < 1:
         raise ValueError(f"warmup must be a fraction in [0, 1), got {warmup}")
@@ -81,12 +83,12 @@ class Recipe:
         from companion.augment import random_flip_crop
 
         return dict(batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                    label_smoothing=self.label_smoothing, schedule=one_cycle(self.warmup),
+                    label_smoothing=self.label_smoothing, schedule=warmup_cosine(self.warmup),
                     augment=random_flip_crop if self.flip_crop else None)
 
 
 #: Chapter 3's recipe for ``companion.nets.fashion_cnn``, the Fashion-MNIST speed run (60 s on two
-#: CPU cores): AdamW with a one-cycle schedule and label smoothing 0.1. No augmentation: in the
+#: CPU cores): AdamW with a warm-up + cosine schedule and label smoothing 0.1. No augmentation: in the
 #: four epochs a minute allows, the network underfits, and flips and shifts cost accuracy; they help
 #: in longer runs (``flip_crop=True``).
 FASHION_SPEEDRUN = Recipe(batch_size=128, lr=3e-3, weight_decay=5e-4, label_smoothing=0.1, warmup=0.2)
@@ -236,7 +238,7 @@ def fit(model: nn.Module, train_data: Data, val_data: Data | None = None, *, epo
         lr: the peak learning rate; the schedule multiplies it.
         weight_decay: passed to the optimiser (decoupled in AdamW).
         optimizer: a constructor called as ``optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)``.
-        schedule: progress in [0, 1] -> lr multiplier (default :func:`one_cycle`).
+        schedule: progress in [0, 1] -> lr multiplier (default :func:`warmup_cosine`).
         label_smoothing: of the default cross-entropy loss (Szegedy et al., 2016).
         loss_fn: ``loss_fn(logits, labels)``; replaces the default cross-entropy.
         augment: applied to every training batch of images on the device, e.g.
@@ -261,7 +263,7 @@ def fit(model: nn.Module, train_data: Data, val_data: Data | None = None, *, epo
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     device = torch.device(device) if device is not None else _default_device()
     bf16 = _use_bf16(device, bf16)
-    schedule = schedule or one_cycle()
+    schedule = schedule or warmup_cosine()
     loss_fn = loss_fn or nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     if seed is not None:

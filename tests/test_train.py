@@ -11,7 +11,7 @@ from companion import nets, train
 
 
 def test_schedules_shape():
-    s = train.one_cycle(warmup=0.2, start=0.1, final=0.01)
+    s = train.warmup_cosine(warmup=0.2, start=0.1, final=0.01)
     assert s(0.0) == pytest.approx(0.1) and s(0.2) == pytest.approx(1.0) and s(1.0) == pytest.approx(0.01)
     assert s(0.1) == pytest.approx(0.55)  # halfway up the linear warm-up
     rising = [s(p / 100) for p in range(0, 21)]
@@ -21,7 +21,7 @@ def test_schedules_shape():
     assert c(0) == 1 and c(0.5) == pytest.approx(0.5) and c(1) == pytest.approx(0, abs=1e-12)
     assert train.constant()(0.7) == 1
     with pytest.raises(ValueError, match="warmup"):
-        train.one_cycle(warmup=1.0)
+        train.warmup_cosine(warmup=1.0)
 
 
 def test_fit_learns_fashion_mnist(fashion_small):
@@ -43,7 +43,7 @@ def test_fit_learns_fashion_mnist(fashion_small):
 
 def test_fit_follows_the_schedule_to_its_end(fashion_small):
     x, y = fashion_small[0][:256], fashion_small[1][:256]
-    schedule = train.one_cycle(warmup=0.25, final=0.0)
+    schedule = train.warmup_cosine(warmup=0.25, final=0.0)
     history = train.fit(nets.lenet5(), (x, y), epochs=4, batch_size=64, lr=0.01, schedule=schedule, progress=False)
     # 4 steps an epoch: the lr recorded after epoch e is the one of step 4e - 1, at progress (4e - 1) / 16.
     assert history.lr == pytest.approx([0.01 * schedule((4 * e - 1) / 16) for e in (1, 2, 3, 4)])

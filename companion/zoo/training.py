@@ -1,6 +1,6 @@
 """Training a zoo checkpoint and writing its record: what ``python -m companion.zoo train NAME`` runs.
 
-The supervised trainer is chapter 3's recipe (:func:`companion.train.fit` with AdamW, one-cycle,
+The supervised trainer is chapter 3's recipe (:func:`companion.train.fit` with AdamW, warm-up + cosine,
 label smoothing) on the Fashion-MNIST classes the recipe names. The record is a small JSON file
 next to the checkpoint with the recorded metric (test accuracy), the training time, the parameter
 count, the file's size and its sha256, which :func:`companion.zoo.load` checks.
@@ -128,6 +128,14 @@ def measure(name: str, model: nn.Module | None = None) -> tuple[float, int]:
     return resolve(recipe.metric)(model if model is not None else load(name), recipe)
 
 
+def _load() -> str:
+    """The machine's load when training ended (the seconds depend on it)."""
+    try:
+        return f", load average {os.getloadavg()[1]:.1f} over 5 min"
+    except OSError:
+        return ""
+
+
 def train_and_record(recipe: ZooRecipe | str, directory: Path | None = None) -> Record:
     """Train a recipe (or the recipe called so), save its state dict to ``NAME.pt`` and its
     :class:`Record` to ``NAME.json`` in ``directory`` (default :data:`WEIGHTS_DIR`)."""
@@ -153,7 +161,7 @@ def train_and_record(recipe: ZooRecipe | str, directory: Path | None = None) -> 
         bytes=path.stat().st_size, sha256=sha256(path),
         trained_on=(f"{machine}, {torch.get_num_threads()} threads "
                     f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), torch "
-                    f"{torch.__version__}, {datetime.date.today().isoformat()}"),
+                    f"{torch.__version__}, {datetime.date.today().isoformat()}{_load()}"),
     )
     record_path(name, directory).write_text(json.dumps(asdict(record), indent=1) + "\n")
     return record

@@ -156,6 +156,16 @@ def _private_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def _anonymous_kb(pid: int) -> int:
+    """Resident anonymous memory (KB) of a process, cheaply (``/proc/<pid>/statm``: resident minus shared)."""
+    try:
+        with open(f"/proc/{pid}/statm") as file:
+            fields = file.read().split()
+        return (int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def kill_tree(root: int, *, include_root: bool = True) -> None:
     """Stop, then kill, ``root`` and every process below it, until none is left."""
     for _ in range(20):
@@ -529,6 +539,7 @@ class Sandbox:
                                       "hidden": hidden, "tests": self.tests or ""},
                                      [theirs.fileno(), flags_write, status_write])
             self.pid = int(reply["pid"])
+            self._base_kb = _anonymous_kb(launcher.process.pid)
         except SandboxError:
             _Launcher.reset()
             raise
@@ -577,7 +588,12 @@ class Sandbox:
                 raise SandboxDied(self._ended())
             if time.monotonic() - self._checked > 0.5 and self.pid is not None:
                 self._checked = time.monotonic()
-                if _private_mb(descendants(self.pid)) > self.limits.memory_mb + self.BASELINE_MB:
+                pids = descendants(self.pid)
+                limit = self.limits.memory_mb + self.BASELINE_MB
+                # an upper bound first (each process's anonymous memory beyond the launcher's, which it
+                # shares until it writes); the exact private memory (slow to read) only when that is over
+                if sum(max(0, _anonymous_kb(p) - self._base_kb) for p in pids) / 1024 > limit \
+                        and _private_mb(pids) > limit:
                     self.close()
                     raise SandboxMemory(f"it used more than {self.limits.memory_mb} MB of memory")
 

@@ -2,15 +2,26 @@
 
 Two independent checks, because each can be fooled in a way the other is not:
 
-* **at run time** (:class:`Watch`): while the learner's function runs, a
-  ``torch.utils._python_dispatch.TorchDispatchMode`` records every ATen operator that executes,
-  so ``F.conv2d``, ``torch.conv2d``, ``nn.Conv2d`` and any alias of them all show up as
-  ``aten.convolution``; and a ``sys.setprofile`` hook records calls into forbidden Python modules
-  (``companion.conv``, ...), however they were imported;
-* **in the source** (:func:`scan_source`): the graded function, and the notebook functions it calls,
-  are parsed and searched for forbidden names (``F.conv2d``, ``Conv2d``, an alias imported with
-  ``from torch.nn.functional import conv2d as c``), which a submission cannot hide by tampering
-  with the grading process.
+* **at run time** (:class:`Watch`), while the learner's function runs:
+
+  - a ``torch.utils._python_dispatch.TorchDispatchMode`` records every ATen operator that
+    executes, so ``F.conv2d``, ``torch.conv2d``, ``nn.Conv2d`` and any alias of them all show up
+    as ``aten.convolution``;
+  - in the instructor's grader (``threads=True``), torch's profiler records the operators of
+    *every* thread, including composite ones (``aten::cross_entropy_loss``), and is not switched
+    off by ``torch._C._DisableTorchDispatch()``;
+  - a ``sys.setprofile`` hook (set on new threads too) records calls into forbidden Python
+    modules (``companion.conv``, ``scipy.signal``, ``cv2``, ...), of forbidden single functions
+    (``numpy.convolve``, ``F.local_response_norm``), and of the grader's own checks;
+
+* **in the source** (:func:`scan_source`): the graded function or class, and the notebook
+  functions and classes it uses, are parsed and searched for forbidden names (``F.conv2d``,
+  ``Conv2d``, an alias imported with ``from torch.nn.functional import conv2d as c`` or assigned
+  with ``_c = F.conv2d``, a name looked up as a string), which a submission cannot hide by
+  tampering with the grading process.
+
+:func:`source_flags` names what in a notebook only serves to get around the grader (for the
+gradebook's ``flagged`` column).
 
 Part of the graded-exercise system introduced with chapter 1's exercises.
 """

@@ -254,9 +254,13 @@ def _readable_roots() -> tuple[str, ...]:
     """Where the Python libraries live: what a submission may read."""
     import sysconfig
 
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(TESTS_ROOT).parent)}
+    package = str(Path(TESTS_ROOT).parent)  # the companion package (its checks stay hidden)
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, package}
     roots |= {p for p in sysconfig.get_paths().values() if p}
-    roots |= {p for p in sys.path if p and os.path.isdir(p) and p not in ("/", os.getcwd())}
+    for entry in sys.path:  # not a folder that holds the companion package: a repository checkout
+        entry = os.path.realpath(entry) if entry else ""  # on PYTHONPATH would open its masters
+        if entry and os.path.isdir(entry) and entry != "/" and not package.startswith(entry.rstrip("/") + "/"):
+            roots.add(entry)
     return tuple(sorted(roots))
 
 

@@ -145,12 +145,12 @@ class Guard:
                     "/etc/ld.so.cache", "/proc/filesystems", "/proc/mounts"):
             return True
         if self._inside(path, ("/sys/devices/system/cpu", "/sys/fs/cgroup", "/usr/share/zoneinfo",
-                               "/usr/share/fonts", "/etc/fonts", "/dev/shm")):
+                               "/usr/share/fonts", "/etc/fonts")):
             return True
         return self._inside(path, self.readable)
 
     def may_write(self, path: str) -> bool:
-        return path == "/dev/null" or self._inside(path, (self.scratch, "/dev/shm"))
+        return path == "/dev/null" or self._inside(path, (self.scratch,))
 
     # -- the hook --------------------------------------------------------------------------
 

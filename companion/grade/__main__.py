@@ -32,11 +32,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds allowed for each code cell and for each question (default %(default)s)")
     parser.add_argument("--memory", type=int, default=Limits.memory_mb,
                         help="MB each submission's processes may use together, on top of torch (default %(default)s)")
-    parser.add_argument("--budget", type=float, default=Limits.budget,
-                        help="wall-clock seconds for each whole submission (default %(default)s)")
+    parser.add_argument("--budget", type=float,
+                        help="wall-clock seconds for each whole submission (default: 10 x --timeout)")
     parser.add_argument("--seed", type=int, help="seed of the random inputs (default: a fresh one)")
     parser.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time (default 1)")
     args = parser.parse_args(argv)
+    if args.budget is None:
+        args.budget = 10 * args.timeout
     if args.timeout <= 0 or args.memory <= 0 or args.jobs <= 0 or args.budget <= 0:
         parser.error("--timeout, --memory, --budget and --jobs must be positive")
 

@@ -62,7 +62,8 @@ class Limits:
         memory_mb: memory a submission's processes may use together, on top of what Python and torch use.
         max_restarts: grading processes started again after a cell or a call killed one.
         budget: wall-clock seconds for the whole submission (cells, calls and restarts together);
-            what is left when it runs out is not run, with a note.
+            what is left when it runs out is not run, with a note (the command line's default is
+            10 x ``timeout``).
     """
 
     timeout: float = 30.0

@@ -408,3 +408,37 @@ time.sleep(60)"""),))
     assert _scores(rows["forks_hogs.ipynb"]) == ("2", "3", "5", "10")
     assert "time budget (20 s)" in feedback["slow_everywhere.txt"]
     assert seconds < 60  # 20 cells of 5.5 s each would take 110 s
+
+
+# ----------------------------------------------------------------------------------------------
+# what a grading process holds
+
+
+@pytest.mark.parametrize("exercise", ["01_convolution", "07_resnet", "10_lightweight", "03_training"])
+def test_a_grading_process_gets_no_reference_answer_only_how_to_call_the_function(exercise):
+    """Module questions included: the call builds the learner's module; the reference and the mistakes stay out."""
+    import types
+
+    from companion.grade.worker import call_specs
+
+    specs = call_specs(str(checks_dir(exercise)))
+    questions = load_questions(checks_dir(exercise))
+    answers = set()
+    for question in questions.values():
+        for function in (question.reference, *(m.value for m in question.mistakes), *(m.matches for m in question.mistakes)):
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                answers.add((code.co_filename, code.co_firstlineno))
+    for name, spec in specs.items():
+        reached, todo = set(), [spec.call]
+        while todo:
+            value = todo.pop()
+            if id(value) in reached:
+                continue
+            reached.add(id(value))
+            if isinstance(value, types.FunctionType):
+                key = (value.__code__.co_filename, value.__code__.co_firstlineno)
+                assert key not in answers, (exercise, name, value.__name__)
+                todo += [v for v in value.__globals__.values() if isinstance(v, types.FunctionType)]
+                todo += [c.cell_contents for c in value.__closure__ or () if isinstance(c.cell_contents, types.FunctionType)]
+        assert "QUESTION" not in getattr(spec.call, "__globals__", {}) and spec.function == questions[name].function

@@ -185,8 +185,13 @@ def notebooks(folder: Path) -> list[Path]:
     return [p for p in book + exercises if ".ipynb_checkpoints" not in p.parts]
 
 
-def run_notebook(notebook: Path, python: Path, timeout: float, data: Path) -> tuple[bool, float, str]:
-    """Execute ``notebook`` in a kernel of ``python`` from an empty working directory."""
+def run_notebook(notebook: Path, python: Path, timeout: float, data: Path,
+                 report: Path | None = None) -> tuple[bool, float, str]:
+    """Execute ``notebook`` in a kernel of ``python`` from an empty working directory.
+
+    Returns whether it passed, its seconds and the last error line; a failure's whole output goes to
+    ``report`` when given.
+    """
     with tempfile.TemporaryDirectory(prefix="compat-run-") as work:
         spec = Path(work) / "jupyter" / "kernels" / "compat"
         spec.mkdir(parents=True)
@@ -217,6 +222,9 @@ def run_notebook(notebook: Path, python: Path, timeout: float, data: Path) -> tu
     if process.returncode == 0:
         return True, seconds, ""
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in (stderr or stdout).splitlines() if line.strip()]
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text("\n".join(lines) + "\n")
     errors = [line for line in lines if re.match(r"^\w*(Error|Exception|Interrupt)\b", line.strip())]
     return False, seconds, (errors or lines or ["failed"])[-1].strip()[:160]
 
@@ -280,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             rel = notebook.relative_to(folder).as_posix()
             if args.only and args.only not in rel:
                 continue
-            ok, seconds, error = run_notebook(notebook, py, args.timeout, root / "data")
+            failure = root / "failures" / env.name / f"{notebook.stem}.txt"
+            ok, seconds, error = run_notebook(notebook, py, args.timeout, root / "data", failure)
+            error += f" [{failure}]" if not ok else ""
             rows.append((env.name, shown, rel, "pass" if ok else "FAIL", seconds, error))
             print(f"[{env.name}] {rel}: {'pass' if ok else 'FAIL'} ({seconds:.1f} s) {error}", flush=True)
             if not ok:

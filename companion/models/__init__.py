@@ -23,6 +23,7 @@ from companion.models.inception import (AuxClassifierV3, Inception8, Inception17
 from companion.models.mobilenet import (ConvBNReLU, DepthwiseSeparableConv, InvertedResidual, MobileNetV1,
                                         MobileNetV2, mobilenet_v1, mobilenet_v2)
 from companion.models.unet import DoubleConv, UNet
+from companion.models.efficientnet import EFFICIENTNET_B0, EfficientNet, MBConv, efficientnet_b0
 from companion.models.gan import DCGANDiscriminator, DCGANGenerator, dcgan_init
 from companion.models.squeezenet import Fire, SqueezeNet, squeezenet1_0, squeezenet1_1
 from companion.models.vgg import VGG, VGG11, VGG16, convolutional_head, vgg11, vgg16

@@ -297,7 +297,8 @@ def test_careless_but_honest_notebooks_keep_their_points(tmp_path):
     slow = tuple("import time\nwhile True:\n    time.sleep(0.05)" for _ in range(7))
     _notebook(folder, "slow_cells_after.ipynb", RIGHT, append=slow)
     _notebook(folder, "display_left.ipynb", {**RIGHT, "corr2d": RIGHT["corr2d"].replace(
-        "\n    ", "\n    display(kernel)\n    ", 1)})
+        "\n    ", "\n    display(kernel)\n    ", 1)}, extra=((3, "import matplotlib.pyplot as plt\n"
+                                                          "plt.plot([1, 2])\nplt.show()"),))
     _notebook(folder, "fd_leak.ipynb", RIGHT, extra=((4, "import os\nleak = []\ntry:\n    while True:\n"
                                                          "        leak.append(open(os.devnull))\nexcept OSError:\n    pass"),
                                                      (6, "import os\nos.closerange(3, 4096)")))

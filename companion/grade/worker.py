@@ -67,7 +67,7 @@ def _submission_frame(depth: int = 2) -> bool:
         frame = sys._getframe(depth)
     except ValueError:
         return False
-    for _ in range(3):  # the event's Python caller, or a stdlib wrapper right above it
+    for _ in range(5):  # the event's Python caller, or the library wrappers right above it
         if frame is None:
             return False
         if frame.f_code.co_filename.startswith(CELL_PREFIX):
@@ -118,7 +118,10 @@ class Guard:
             pass
 
     def refuse(self, reason: str, what: str) -> None:
-        self.flag(reason)
+        """Refuse the operation; flag it when the notebook's own code asked for it (not a library's
+        probing, like matplotlib looking for fonts)."""
+        if _submission_frame(4):
+            self.flag(reason)
         raise Refused(f"the grader does not let a submission {what}")
 
     # -- paths -----------------------------------------------------------------------------
@@ -144,8 +147,9 @@ class Guard:
                     "/proc/stat", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
                     "/etc/ld.so.cache", "/proc/filesystems", "/proc/mounts"):
             return True
-        if self._inside(path, ("/sys/devices/system/cpu", "/sys/fs/cgroup", "/usr/share/zoneinfo",
-                               "/usr/share/fonts", "/etc/fonts")):
+        if self._inside(path, ("/sys/devices/system/cpu", "/sys/fs/cgroup", "/usr/share", "/usr/local/share",
+                               "/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib", "/lib64", "/etc/fonts",
+                               "/etc/ssl", "/usr/X11", "/usr/X11R6")):
             return True
         return self._inside(path, self.readable)
 

@@ -91,7 +91,9 @@ def floor_pins(pyproject: Path) -> tuple[str, ...]:
 def environments(pyproject: Path) -> dict[str, Environment]:
     return {
         "colab": Environment("colab", COLAB, "Colab-like (Colab's torch 2.8 runtime)"),
-        "floor": Environment("floor", floor_pins(pyproject) + ("ipykernel",), "floor of every range"),
+        # matplotlib 3.7's pyplot imports IPython's backend2gui, which IPython 9 removed (2025): platforms
+        # with matplotlib 3.7 (Kaggle's 3.7.2) ship IPython 7 or 8.
+        "floor": Environment("floor", floor_pins(pyproject) + ("ipykernel", "ipython<9"), "floor of every range"),
         "newest": Environment("newest", ("ipykernel",), "newest the ranges allow"),
     }
 

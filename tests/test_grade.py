@@ -250,7 +250,7 @@ def test_decode_accepts_plain_messages_only():
 def test_sandbox_runs_cells_calls_functions_and_reports_a_death():
     question = str(checks_dir("01_convolution") / "q1.py")
     args = [(9, 3, 2, 1, 1)]
-    with Sandbox(Limits(timeout=30)) as sandbox:
+    with Sandbox(Limits(timeout=30), checks_dir("01_convolution")) as sandbox:
         sandbox.send({"kind": "cells", "cells": [(1, "%matplotlib inline\nimport os"),
                                                  (2, "def conv_output_size(n, k, s, p, d):\n    return n // s")]})
         assert [sandbox.receive(30)["ok"] for _ in range(2)] == [True, True]

@@ -371,19 +371,18 @@ def _launcher_main() -> None:
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                 experimental_config=_ExperimentalConfig(profile_all_threads=True)):
         torch.zeros(1).add_(1)  # the profiler's first start takes seconds: once, here
-    try:
-        import torchvision  # noqa: F401 - the module questions' checks use it
-    except ImportError:
-        pass
     libc = _libc()
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     specs: dict[str, dict[str, Any]] = {}
     supervisors: set[int] = set()
     gc.freeze()  # fewer copied pages in each fork
+    scanned = 0.0
     while True:
-        ready, _, _ = select.select([control], [], [], 0.5)
-        _reap(supervisors)
+        ready, _, _ = select.select([control], [], [], 1.0)
+        if ready or time.monotonic() - scanned > 2.0:
+            _reap(supervisors)
+            scanned = time.monotonic()
         if not ready:
             continue
         try:

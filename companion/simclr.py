@@ -44,8 +44,8 @@ from companion.nets import Classifier
 
 __all__ = ["Augmentation", "ENCODER_STAGES", "FMNIST_AUGMENTATION", "PretrainLog", "ProjectionHead",
            "SimCLR", "augment_pair", "brightness_contrast", "classifier", "encoder", "extract_features",
-           "gaussian_blur3", "label_subset", "linear_probe", "pretrain", "random_view", "resized_crop",
-           "zoo_pretrain", "zoo_probe_accuracy"]
+           "gaussian_blur3", "label_subset", "linear_probe", "pretrain", "probe_accuracy_1pct_labels",
+           "random_view", "resized_crop", "zoo_pretrain"]
 
 
 # --- augmentations ------------------------------------------------------------------------------
@@ -525,14 +525,15 @@ def zoo_pretrain(recipe) -> SimCLR:
     return model
 
 
-def zoo_probe_accuracy(model: nn.Module, recipe) -> tuple[float, int]:
-    """The recorded metric of ``simclr_encoder``: linear-probe accuracy on the 10,000 test images with
-    ``extra["per_class"]`` labelled training images per class (seed 0), features in float32."""
+def probe_accuracy_1pct_labels(model: nn.Module, recipe=None) -> tuple[float, int]:
+    """The recorded metric of the zoo's ``simclr_encoder``: linear-probe accuracy (:func:`linear_probe`)
+    on the 10,000 test images, trained on 1% of the training labels (60 images per class, seed 0);
+    features in float32. Returns ``(accuracy, test images)``."""
     from companion import data
 
     images, labels = data.tensors(data.fashion_mnist(train=True))
     test_images, test_labels = data.tensors(data.fashion_mnist(train=False))
-    index = label_subset(labels, recipe.extra.get("per_class", 60), seed=0)
+    index = label_subset(labels, 60, seed=0)
     model = model.float()
     accuracy = linear_probe(extract_features(model, images[index]), labels[index],
                             extract_features(model, test_images), test_labels)

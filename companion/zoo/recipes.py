@@ -111,6 +111,19 @@ RECIPES: tuple[ZooRecipe, ...] = (
         classes=(0, 1, 2, 3, 4),
         epochs=8,
     ),
+    ZooRecipe(
+        name="simclr_encoder",
+        description="SimCLR pre-training without labels on the 60,000 training images: chapter 13's encoder",
+        builder="companion.simclr:SimCLR",
+        epochs=2,
+        batch_size=128,
+        lr=1e-3,
+        weight_decay=1e-4,
+        label_smoothing=0.0,
+        trainer="companion.simclr:zoo_pretrain",
+        metric="companion.simclr:probe_accuracy_1pct_labels",
+        extra={"temperature": 0.5},
+    ),
 )
 
 NAMES: tuple[str, ...] = tuple(recipe.name for recipe in RECIPES)

@@ -198,14 +198,15 @@ for path in ['/dev/tty', '/proc/{grader}/fd/1', '/proc/{grader}/fd/2']:
 def test_forbidden_calls_are_caught_however_they_are_hidden(tmp_path):
     folder, out = tmp_path / "submissions", tmp_path / "grades.csv"
     header = "def conv2d(x, weight, bias=None, stride=1, padding=0):\n"
+    conv = "getattr(F, 'con' + 'v2d')"  # spelled so that only the run-time watch can see it
     hidden = {
         "thread": "import threading\n" + header + "    box = []\n"
-                  "    t = threading.Thread(target=lambda: box.append(F.conv2d(x[None], weight, bias, stride, padding)[0]))\n"
+                  f"    t = threading.Thread(target=lambda: box.append({conv}(x[None], weight, bias, stride, padding)[0]))\n"
                   "    t.start(); t.join()\n    return box[0]",
         "dispatch": "import torch\n" + header + "    with torch._C._DisableTorchDispatch():\n"
-                    "        return F.conv2d(x[None], weight, bias, stride, padding)[0]",
-        "setprofile": "import sys, companion.conv\n" + header + "    sys.setprofile(None)\n"
-                      "    return companion.conv.conv2d(x[None], weight, bias, stride, padding)[0]",
+                    f"        return {conv}(x[None], weight, bias, stride, padding)[0]",
+        "setprofile": "import sys, importlib\n" + header + "    sys.setprofile(None)\n"
+                      "    return importlib.import_module('companion.' + 'conv').conv2d(x[None], weight, bias, stride, padding)[0]",
         "alias": "_c = F.conv2d\nops = [_c]\n" + header + "    return ops[0](x[None], weight, bias, stride, padding)[0]",
         "getattr": header + "    f = getattr(F, 'conv' + '2' + 'd')\n    return f(x[None], weight, bias, stride, padding)[0]",
         "slow_conv": "import torch\n" + header + "    import torch.nn.functional as G\n"
@@ -216,7 +217,7 @@ def test_forbidden_calls_are_caught_however_they_are_hidden(tmp_path):
                    "ap._enable_profiler = ap._prepare_profiler = lambda *a, **k: None\n"
                    "pd._push_mode = pd._pop_mode = lambda *a, **k: None\n"
                    "sys.setprofile = threading.setprofile = lambda *a: None\n" + header + "    box = []\n"
-                   "    t = threading.Thread(target=lambda: box.append(F.conv2d(x[None], weight, bias, stride, padding)[0]))\n"
+                   f"    t = threading.Thread(target=lambda: box.append({conv}(x[None], weight, bias, stride, padding)[0]))\n"
                    "    t.start(); t.join()\n    return box[0]",
         "scipy": "import numpy as np, scipy.signal, torch\n" + header +
                  "    xp = np.pad(x.numpy(), ((0, 0), (padding, padding), (padding, padding)))\n"
@@ -230,6 +231,8 @@ def test_forbidden_calls_are_caught_however_they_are_hidden(tmp_path):
     for name in hidden:
         assert _scores(rows[f"{name}.ipynb"]) == ("2", "3", "0", "5"), (name, feedback[f"{name}.txt"])
         assert "yourself, so the answer scores 0" in feedback[f"{name}.txt"] or "Refused" in feedback[f"{name}.txt"], name
+    for name in ("thread", "dispatch", "getattr", "slow_conv", "patches"):  # seen at run time only
+        assert "calls aten." in feedback[f"{name}.txt"], (name, feedback[f"{name}.txt"])
     assert "switched off torch's dispatch" in rows["dispatch.ipynb"]["flagged"]
     assert "started threads" in rows["thread.ipynb"]["flagged"]
     assert "switched off profiling or tracing" in rows["setprofile.ipynb"]["flagged"]

@@ -76,6 +76,15 @@ def _submission_frame(depth: int = 2) -> bool:
     return False
 
 
+def _thread_start(depth: int) -> bool:
+    """Whether the event comes from ``threading`` starting a thread (which sets the watch's hook on it)."""
+    try:
+        code = sys._getframe(depth).f_code
+    except ValueError:
+        return False
+    return code.co_name == "_bootstrap_inner" and code.co_filename.endswith("threading.py")
+
+
 class Guard:
     """The audit hook of a grading process (see the module docstring).
 
@@ -203,7 +212,7 @@ class Guard:
             if self.in_call:
                 self.flag("started a process while graded")
         elif event in ("sys.setprofile", "sys.settrace"):
-            if self.in_call and not self.watch_switching:
+            if self.in_call and not self.watch_switching and not _thread_start(3):
                 self.refuse("switched off profiling or tracing", "replace the profiler or the tracer while graded")
         elif event in _WALKS:
             if _submission_frame(3):

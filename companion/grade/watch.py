@@ -434,6 +434,8 @@ _SUSPICIOUS_ATTRIBUTES = {
     "alarm": "sent signals", "reload": "reloaded a module", "fork": "started processes", "system": "started processes",
     "start_new_thread": "started threads", "Thread": "started threads",
     "__subclasses__": "walked the interpreter's classes", "__globals__": "read a function's globals",
+    "create_dynamic": "loaded native code", "ExtensionFileLoader": "loaded native code",
+    "spec_from_file_location": "loaded native code", "load_dynamic": "loaded native code",
     "__builtins__": "changed the builtins",
 }
 _SUSPICIOUS_MODULES = {
@@ -444,6 +446,7 @@ _SUSPICIOUS_MODULES = {
     "runpy": "ran the grader's files", "companion.grade": "touched the grader's internals",
     "companion.exercise_tests": "ran the grader's files", "sys": None, "builtins": "changed the builtins",
     "socket": "used the network", "urllib": "used the network", "requests": "used the network",
+    "_imp": "loaded native code", "cffi": "used ctypes",
 }
 
 

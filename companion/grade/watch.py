@@ -446,7 +446,7 @@ _SUSPICIOUS_MODULES = {
     "runpy": "ran the grader's files", "companion.grade": "touched the grader's internals",
     "companion.exercise_tests": "ran the grader's files", "sys": None, "builtins": "changed the builtins",
     "socket": "used the network", "urllib": "used the network", "requests": "used the network",
-    "_imp": "loaded native code", "cffi": "used ctypes",
+    "_imp": "loaded native code",
 }
 
 

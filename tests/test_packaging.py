@@ -137,6 +137,17 @@ def test_floor_environment_pins_every_range_at_its_floor():
     pins = dict(p.split("==") for p in compat.floor_pins(ROOT / "pyproject.toml"))
     assert pins["torch"] == "2.3.*" and pins["torchvision"] == "0.18.*" and pins["pandas"] == "2.0.*"
     assert len(pins) == len(PYPROJECT["project"]["dependencies"])
+    augment = dict(p.split("==") for p in compat.floor_pins(ROOT / "pyproject.toml", "[augment]"))
+    assert augment["albumentations"] == "2.0.*" and augment["opencv-python-headless"] == "4.9.*"
+
+
+def test_compat_installs_the_extras_the_install_cell_names(tmp_path):
+    cell = 'if True:\n    %pip install -q "dlcv-companion[augment] @ git+{REPO}"'
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "01.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code", "source": cell}]}))
+    assert compat.install_extras(tmp_path) == "[augment]"
+    (tmp_path / "book" / "01.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code", "source": "x"}]}))
+    assert compat.install_extras(tmp_path) == ""
 
 
 @pytest.mark.parametrize("extra", ["augment", "opencv"])

@@ -11,7 +11,7 @@ repository (default ``~/.cache/dlcv-compat``; ``--root`` or ``COMPAT_ROOT`` to m
 * ``newest``: whatever the ranges resolve to today.
 
 In each, it installs the companion from a clean clone of ``--ref`` (default ``HEAD``), non-editable,
-as the install cell does (``pip install "dlcv-companion @ git+file://<clone>"``), after recording
+as the install cell does, with the extras it names (``pip install "dlcv-companion[...] @ git+file://<clone>"``), after recording
 what that install would download and change (``pip install --dry-run --report``). Then it runs
 every notebook of the clone (``book/**/*.ipynb``, ``exercises/*/*.ipynb`` without the masters), one
 at a time, each from an empty working directory in a kernel of that environment, and prints a
@@ -75,10 +75,25 @@ class Environment:
     before: dict[str, str] = field(default_factory=dict)
 
 
-def floor_pins(pyproject: Path) -> tuple[str, ...]:
-    """``name==X.Y.*`` for every ``name>=X.Y`` of the dependencies: the floor's newest patch release."""
+def install_extras(folder: Path) -> str:
+    """The extras the notebooks' install cell asks for, e.g. ``"[augment]"`` (``""`` for none)."""
+    for notebook in sorted((folder / "book").glob("**/*.ipynb")):
+        cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+        match = re.search(r"dlcv-companion(\[[^\]]*\])?\s*@", "".join(cells[0]["source"])) if cells else None
+        if match:
+            return match.group(1) or ""
+    return ""
+
+
+def floor_pins(pyproject: Path, extras: str = "") -> tuple[str, ...]:
+    """``name==X.Y.*`` for every ``name>=X.Y`` of the dependencies (and of ``extras``, e.g. ``"[augment]"``):
+    the floor's newest patch release."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in filter(None, (e.strip() for e in extras.strip("[]").split(","))):
+        requirements += project["optional-dependencies"][extra]
     pins = []
-    for requirement in tomllib.loads(pyproject.read_text())["project"]["dependencies"]:
+    for requirement in requirements:
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*>=\s*([0-9.]+)(?:\s*,.*)?", requirement)
         if not match:
             raise ValueError(f"cannot derive a floor from {requirement!r}: write its range as name>=X.Y")
@@ -88,12 +103,13 @@ def floor_pins(pyproject: Path) -> tuple[str, ...]:
     return tuple(pins)
 
 
-def environments(pyproject: Path) -> dict[str, Environment]:
+def environments(pyproject: Path, extras: str = "") -> dict[str, Environment]:
     return {
         "colab": Environment("colab", COLAB, "Colab-like (Colab's torch 2.8 runtime)"),
         # matplotlib 3.7's pyplot imports IPython's backend2gui, which IPython 9 removed (2025): platforms
         # with matplotlib 3.7 (Kaggle's 3.7.2) ship IPython 7 or 8.
-        "floor": Environment("floor", floor_pins(pyproject) + ("ipykernel", "ipython<9"), "floor of every range"),
+        "floor": Environment("floor", floor_pins(pyproject, extras) + ("ipykernel", "ipython<9"),
+                             "floor of every range"),
         "newest": Environment("newest", ("ipykernel",), "newest the ranges allow"),
     }
 
@@ -255,17 +271,19 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     log = root / "compat.log"
     folder, sha = clone(args.ref, root, log, args.source)
-    requirement = f"dlcv-companion @ git+file://{folder}@{sha}"
+    extras = install_extras(folder)  # as the install cell asks, e.g. "[augment]"
+    requirement = f"dlcv-companion{extras} @ git+file://{folder}@{sha}"
     python_version = subprocess.run([args.python, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"companion {sha[:12]} from a clean clone, {python_version}; log: {log}", flush=True)
     rows, problems = [], []
-    for env in (environments(folder / "pyproject.toml")[name] for name in args.env):
+    for env in (environments(folder / "pyproject.toml", extras)[name] for name in args.env):
         print(f"[{env.name}] building the environment ({env.description}) ...", flush=True)
         start = time.perf_counter()
         py = build(env, root / "envs" / env.name, args.python, args.torch_index, log)
         if args.before:
             old_folder, old_sha = clone(args.before, root, log, args.source)
-            old = measure(py, env, f"dlcv-companion @ git+file://{old_folder}@{old_sha}", root, log)
+            old_requirement = f"dlcv-companion{install_extras(old_folder)} @ git+file://{old_folder}@{old_sha}"
+            old = measure(py, env, old_requirement, root, log)
             print(f"[{env.name}] before ({old_sha[:12]}): the install cell downloads {old.download_mb:.1f} MB, "
                   f"{len(old.new)} new packages ({', '.join(sorted(old.new)) or 'none'}); it changes "
                   f"{', '.join(f'{n} {a} -> {b}' for n, (a, b) in sorted(old.changed.items())) or 'nothing'}",

@@ -20,7 +20,8 @@ statistics were measured on the source data, and a frozen backbone put in traini
 (``model.train()``, which every training loop calls) normalises with the target batch's
 statistics and overwrites the running ones. :func:`batchnorm_eval` and
 :class:`TransferClassifier` keep the backbone's batch norms in inference mode, which is what
-Keras does for a frozen base called with ``training=False``; :func:`recompute_batchnorm_stats`
+Keras does for a batch norm layer whose ``trainable`` is ``False`` (in Keras 3 a base called with
+``training=False`` is not enough once it is unfrozen: ``fit`` overrides it, keras-team/keras#20285); :func:`recompute_batchnorm_stats`
 instead re-estimates the statistics on target images, on purpose (AdaBN: Li et al., 2016,
 https://arxiv.org/abs/1603.04779).
 
@@ -118,8 +119,8 @@ class TransferClassifier(nn.Module):
     ``model.train()`` puts the head (and the backbone's other layers, e.g. dropout) in training
     mode, but leaves the backbone's batch norms in inference mode when ``freeze_batchnorm`` is
     true: their running statistics stay those of the source data, both while the backbone is
-    frozen (feature extraction) and after its top is unfrozen (fine-tuning). This is Keras's
-    ``base(inputs, training=False)``.
+    frozen (feature extraction) and after its top is unfrozen (fine-tuning). This is what Keras
+    does for batch norm layers left frozen (``trainable = False``).
 
     Like every classifier of the course it has the halves ``features(x)`` and ``head(z)``.
 

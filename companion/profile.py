@@ -68,7 +68,7 @@ class Profile:
         where = (f"{self.device.type}, {threads} CPU threads" if self.device.type == "cpu"
                  else f"{torch.cuda.get_device_name(self.device)}")
         short = ", short training" if self.short_training and not self.quick else ""
-        return f"profile: {self.name}{short} ({where}); set {ENV_VAR}=quick|full to override"
+        return f"profile: {self.name}{short} ({where})\n(set {ENV_VAR}=quick|full to override)"
 
 
 def current(seed: int = 0, *, verbose: bool = True) -> Profile:

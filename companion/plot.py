@@ -37,12 +37,14 @@ if TYPE_CHECKING:
 
     from companion.train import History
 
-COLUMN_WIDTH = 7.0
-"""Width of the book's text column, in inches of :data:`PX_PER_INCH` screen pixels (700 px)."""
+COLUMN_WIDTH = 6.88
+"""Width of the book's text column, in inches of :data:`PX_PER_INCH` screen pixels (688 px at 1280 px)."""
 PX_PER_INCH = 100
-"""Screen (CSS) pixels per inch of figure: a 7-inch figure is 700 px wide on the page."""
+"""Screen (CSS) pixels per inch of figure: a figure 6.88 in wide takes the column's 688 px."""
 SCALE = 2
 """Pixels rendered per screen pixel: figures are saved at ``PX_PER_INCH * SCALE`` dpi."""
+MAX_OVERHANG = 0.6
+"""How far (inches) labels may stick out of a figure before :func:`render` refuses instead of narrowing it."""
 MIN_FONT_PT = 9.0
 """The smallest text size a figure may use, in points (12.5 screen pixels)."""
 
@@ -120,16 +122,22 @@ def render(fig: Figure, alt: str) -> AltFigure:
         raise ValueError("alt must be a non-empty description of the figure, for readers who cannot see it")
     try:
         _check_legible(fig)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=PX_PER_INCH * SCALE, bbox_inches="tight")
+        for _ in range(3):
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=PX_PER_INCH * SCALE, bbox_inches="tight")
+            figure = AltFigure(buffer.getvalue(), alt.strip())
+            excess = figure.size[0] / (PX_PER_INCH * SCALE) - COLUMN_WIDTH
+            if excess <= 0.005:
+                return figure
+            if excess > MAX_OVERHANG:
+                break
+            # A label sticks out of the cropped figure a little: narrow the figure by as much, so that
+            # it is shown at its size (the text keeps its points) instead of being scaled down.
+            fig.set_size_inches(fig.get_figwidth() - excess - 0.01, fig.get_figheight())
     finally:
         plt.close(fig)
-    figure = AltFigure(buffer.getvalue(), alt.strip())
-    width = figure.size[0] / (PX_PER_INCH * SCALE)
-    if width > COLUMN_WIDTH + 0.3:  # tight cropping may add a label that sticks out a little
-        raise ValueError(f"drawn, the figure is {width:.2f} in wide (labels or a legend stick out): "
-                         f"keep everything within the {COLUMN_WIDTH} in column")
-    return figure
+    raise ValueError(f"drawn, the figure is {COLUMN_WIDTH + excess:.2f} in wide (labels or a legend stick "
+                     f"out): keep everything within the {COLUMN_WIDTH} in column")
 
 
 def show(fig: Figure, alt: str) -> None:

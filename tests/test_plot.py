@@ -74,7 +74,7 @@ def test_figures_are_made_at_the_column_width_and_drawn_at_twice_the_resolution(
 
 def test_a_figure_wider_than_the_column_is_refused():
     fig, _ = plt.subplots(figsize=(12, 3))
-    with pytest.raises(ValueError, match=r"12.00 in wide, wider than the book's column \(7.0 in\)"):
+    with pytest.raises(ValueError, match=r"12.00 in wide, wider than the book's column \(6.88 in\)"):
         plot.render(fig, alt="too wide")
     assert not plt.get_fignums()
     with pytest.raises(TypeError, match="give height="):
@@ -102,3 +102,12 @@ def test_a_legend_sticking_far_out_of_the_column_is_refused():
 def test_image_grids_fit_the_column(shown):
     plot.image_grid(torch.rand(16, 1, 8, 8), alt="sixteen images", ncols=16, scale=2.0)
     assert shown[-1].size[0] <= plot.COLUMN_WIDTH * plot.PX_PER_INCH * plot.SCALE
+
+
+def test_a_label_sticking_out_a_little_narrows_the_figure_instead_of_shrinking_it():
+    fig, ax = plot.subplots()
+    ax.plot([0, 1], [0, 1e7])
+    ax.set_ylabel("a label")
+    ax.text(1.01, 0.5, "a longer note", transform=ax.transAxes)  # outside the axes: about 7.0 in drawn
+    figure = plot.render(fig, alt="a line with a note outside the axes")
+    assert plot.COLUMN_WIDTH - 0.2 < figure.size[0] / (plot.PX_PER_INCH * plot.SCALE) <= plot.COLUMN_WIDTH + 0.005

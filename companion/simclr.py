@@ -44,8 +44,8 @@ from companion.nets import Classifier
 
 __all__ = ["Augmentation", "ENCODER_STAGES", "FMNIST_AUGMENTATION", "PretrainLog", "ProjectionHead",
            "SimCLR", "augment_pair", "brightness_contrast", "classifier", "encoder", "extract_features",
-           "gaussian_blur3", "label_subset", "linear_probe", "pretrain", "probe_accuracy_1pct_labels",
-           "random_view", "resized_crop", "zoo_pretrain"]
+           "fit_linear", "gaussian_blur3", "label_subset", "linear_probe", "pretrain",
+           "probe_accuracy_1pct_labels", "random_view", "resized_crop", "zoo_pretrain"]
 
 
 # --- augmentations ------------------------------------------------------------------------------
@@ -393,14 +393,16 @@ def extract_features(model: nn.Module, images: Tensor, batch_size: int = 1024) -
         images (Tensor[N, C, H, W]): the images.
 
     Returns:
-        Tensor[N, D] (float32, on the CPU).
+        Tensor[N, D] (float32, on the CPU), whatever the device of the model.
     """
     check_tensor(images, "images", ndim=4, shape_hint="(N, C, H, W)", floating=True)
     check_positive_int(batch_size, "batch_size")
     was_training = model.training
     model.eval()
     forward = getattr(model, "features", model)
-    out = [forward(images[i:i + batch_size]).flatten(1).float().cpu() for i in range(0, len(images), batch_size)]
+    device = next(model.parameters(), images).device  # the model's device (images move there)
+    out = [forward(images[i:i + batch_size].to(device)).flatten(1).float().cpu()
+           for i in range(0, len(images), batch_size)]
     model.train(was_training)
     return torch.cat(out)  # (N, D)
 
@@ -428,14 +430,62 @@ def label_subset(labels: Tensor, per_class: int, seed: int = 0) -> Tensor:
     return torch.cat(chosen).sort().values
 
 
+def fit_linear(features: Tensor, labels: Tensor, num_classes: int | None = None, *,
+               weight_decay: float = 1e-3, max_iter: int = 200) -> nn.Linear:
+    """Multinomial logistic regression on frozen features, fitted by L-BFGS: the linear probe's classifier.
+
+    The features are standardised with their mean and standard deviation, then ``softmax(W h + b)``
+    is fitted on the full set, minimising the mean cross-entropy plus ``weight_decay / 2 * ||W||^2``
+    (like scikit-learn's ``LogisticRegression`` with ``C = 1 / (weight_decay * N)``), from W = 0, so
+    the result is deterministic. The standardisation is folded into the returned layer, which
+    therefore applies to raw features (and can start the head of a fine-tuned network).
+
+    Args:
+        features (Tensor[N, D]), labels (Tensor[N], int64): the labelled examples.
+        num_classes: ``K`` (default: the largest label + 1).
+        weight_decay: the L2 penalty on W (not on b).
+        max_iter: L-BFGS iterations.
+
+    Returns:
+        ``nn.Linear(D, K)`` in float64 (``.float()`` converts it) with ``logits = layer(features)``.
+    """
+    check_tensor(features, "features", ndim=2, shape_hint="(N, D)", floating=True)
+    check_tensor(labels, "labels", ndim=1, shape_hint="(N,)")
+    if len(features) != len(labels) or len(features) == 0:
+        raise ValueError(f"features and labels must have the same, non-zero length, got {len(features)} and "
+                         f"{len(labels)}")
+    if labels.dtype != torch.int64:
+        raise TypeError(f"labels must be int64 class indices, got {labels.dtype}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    check_positive_int(max_iter, "max_iter")
+    classes = int(labels.max()) + 1 if num_classes is None else check_positive_int(num_classes, "num_classes")
+    x, y = features.detach().double().cpu(), labels.cpu()
+    mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)  # (D,), (D,)
+    x = (x - mean) / std  # (N, D)
+    weight = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)  # (D, K)
+    bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)  # (K,)
+    opt = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ weight + bias, y) + weight_decay / 2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    layer = nn.Linear(x.shape[1], classes, dtype=torch.float64)
+    with torch.no_grad():  # ((h - mean) / std) @ W + b = h @ (W / std) + (b - (mean / std) @ W)
+        layer.weight.copy_((weight / std[:, None]).T)  # (K, D)
+        layer.bias.copy_(bias - (mean / std) @ weight)  # (K,)
+    return layer
+
+
 def linear_probe(features_train: Tensor, y_train: Tensor, features_test: Tensor, y_test: Tensor, *,
                  weight_decay: float = 1e-3, max_iter: int = 200) -> float:
-    """The linear evaluation protocol: multinomial logistic regression on frozen features; test accuracy.
-
-    The features are standardised with the training set's mean and standard deviation, then a
-    linear classifier ``softmax(W h + b)`` is fitted by L-BFGS on the full training set, minimising
-    the mean cross-entropy plus ``weight_decay / 2 * ||W||^2`` (like scikit-learn's
-    ``LogisticRegression`` with ``C = 1 / (weight_decay * n_train)``). Deterministic: W starts at 0.
+    """The linear evaluation protocol: logistic regression on frozen features (:func:`fit_linear`); test accuracy.
 
     Args:
         features_train (Tensor[N, D]), y_train (Tensor[N], int64): the labelled examples.
@@ -460,30 +510,11 @@ def linear_probe(features_train: Tensor, y_train: Tensor, features_test: Tensor,
         raise ValueError("features_train and features_test must not be empty")
     if y_train.dtype != torch.int64 or y_test.dtype != torch.int64:
         raise TypeError(f"labels must be int64 class indices, got {y_train.dtype} and {y_test.dtype}")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    check_positive_int(max_iter, "max_iter")
-    x_train, x_test = features_train.double().cpu(), features_test.double().cpu()
-    mean, std = x_train.mean(0), x_train.std(0, unbiased=False).clamp_min(1e-6)  # (D,), (D,)
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std  # (N, D), (M, D)
-    y_train, y_test = y_train.cpu(), y_test.cpu()
     classes = int(max(y_train.max(), y_test.max())) + 1
-    weight = torch.zeros(x_train.shape[1], classes, dtype=torch.float64, requires_grad=True)  # (D, K)
-    bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)  # (K,)
-    opt = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, history_size=20,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(x_train @ weight + bias, y_train) + weight_decay / 2 * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    layer = fit_linear(features_train, y_train, classes, weight_decay=weight_decay, max_iter=max_iter)
     with torch.no_grad():
-        predictions = (x_test @ weight + bias).argmax(1)  # (M,)
-    return float((predictions == y_test).double().mean())
+        predictions = layer(features_test.detach().double().cpu()).argmax(1)  # (M,)
+    return float((predictions == y_test.cpu()).double().mean())
 
 
 def classifier(backbone: nn.Module, num_classes: int, features: int | None = None) -> Classifier:

@@ -259,3 +259,15 @@ def test_linear_probe_separates_separable_data_and_checks_its_inputs() -> None:
         simclr.linear_probe(x, y.int(), x, y.int())
     with pytest.raises(ValueError, match=r"2-D \(N, D\)"):
         simclr.linear_probe(x[:, 0], y, x, y)
+
+
+def test_fit_linear_folds_the_standardisation_into_the_layer() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = 5 + 3 * torch.randn(60, 6, generator=g)  # far from standardised
+    y = (x[:, 0] + x[:, 1] > 10).long() + (x[:, 2] > 5).long()  # 3 classes
+    layer = simclr.fit_linear(x, y, weight_decay=0.01)
+    assert isinstance(layer, torch.nn.Linear) and layer.weight.shape == (3, 6)
+    accuracy = float((layer(x.double()).argmax(1) == y).double().mean())
+    assert accuracy == simclr.linear_probe(x, y, x, y, weight_decay=0.01) > 0.7
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        simclr.fit_linear(x, y[:5])

@@ -78,10 +78,11 @@ SETTINGS = [(28, 28, 4, 6, 14, 14, False), (28, 28, 0, 0, 20, 12, True), (20, 24
 
 def cases(draw):
     found = []
-    for h, w, top, left, height, width, flip in SETTINGS + [None]:
+    for h, w, top, left, height, width, flip in SETTINGS + [(None,) * 7]:
         if h is None:
             h, w = draw.int(12, 30), draw.int(12, 30)
-            height, width = draw.int(h // 3, h - 1), draw.int(w // 3, w - 1)
+            # at most a 2x zoom: then only the outer row and column see outside the box
+            height, width = draw.int((h + 1) // 2, h - 1), draw.int((w + 1) // 2, w - 1)
             top, left, flip = draw.int(0, h - height), draw.int(0, w - width), bool(draw.int(0, 1))
         x = torch.rand((1, 1, h, w), generator=draw.generator, dtype=torch.float64)
         found.append(Case((x, top, left, height, width, flip),
@@ -122,7 +123,7 @@ QUESTION = Question(
     ),
     forbidden=Forbidden(modules=("companion.simclr",), what="the crop's matrix"),
     rtol=1e-5,
-    atol=1e-7,
+    atol=2e-5,  # theta in float32 moves a sampling point by ~1e-6 pixel
 )
 
 

@@ -30,10 +30,13 @@ from torch import Tensor
 
 from companion.boxes import box_iou
 
-IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
-"""COCO's IoU thresholds: 0.50, 0.55, ..., 0.95."""
-RECALL_POINTS = np.linspace(0.0, 1.0, 101)
-"""COCO's 101 recall points at which precision is read."""
+# COCO's thresholds as torchmetrics builds them, with torch.linspace in float32: 0.07 becomes
+# 0.0700000003, so a recall of exactly 7/100 does not reach that recall point (pycocotools' own
+# COCOeval makes them in float64 and reads it there). The course's reference is torchmetrics.
+IOU_THRESHOLDS = np.array(torch.linspace(0.5, 0.95, 10).tolist())
+"""COCO's IoU thresholds: 0.50, 0.55, ..., 0.95 (as float32 values, as torchmetrics passes them)."""
+RECALL_POINTS = np.array(torch.linspace(0.0, 1.0, 101).tolist())
+"""COCO's 101 recall points at which precision is read (as float32 values, as torchmetrics passes them)."""
 MAX_DETECTIONS = 100
 """Detections kept per image, the best-scoring first (COCO's ``maxDets=100``)."""
 

@@ -62,6 +62,21 @@ def test_map_at_most_100_detections_per_image_and_classes_without_ground_truth_i
     assert float(ours["map"]) < 0.05, "the true boxes are past the 100th detection: they do not count"
 
 
+def test_map_where_recalls_land_exactly_on_the_recall_points():
+    """Ten objects, found one by one: recalls 0.1, 0.2, ... fall exactly on COCO's recall points,
+    where float32 and float64 thresholds disagree; the result must still be torchmetrics' (defaults)."""
+    gt = torch.tensor([[20.0 * i, 0.0, 20.0 * i + 10, 10.0] for i in range(10)])
+    hits = gt[[0, 1, 2, 3, 5, 6, 8]]
+    misses = torch.tensor([[300.0, 300.0, 310.0, 310.0], [400.0, 400.0, 410.0, 410.0]])
+    det = torch.cat([hits[:3], misses[:1], hits[3:], misses[1:]])
+    scores = torch.linspace(0.9, 0.1, len(det))  # a false alarm ranked fourth and last
+    predictions = [{"boxes": det, "scores": scores, "labels": torch.zeros(len(det), dtype=torch.int64)}]
+    targets = [{"boxes": gt, "labels": torch.zeros(10, dtype=torch.int64)}]
+    ours, theirs = metrics.mean_average_precision(predictions, targets), reference(predictions, targets)
+    for key in ("map", "map_50"):
+        torch.testing.assert_close(ours[key], theirs[key].float(), atol=1e-6, rtol=0)
+
+
 def test_map_of_perfect_and_of_empty_detections():
     gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 40.0, 35.0]])
     labels = torch.tensor([0, 1])

@@ -23,8 +23,6 @@ import json
 import sys
 from pathlib import Path
 
-from urllib.parse import unquote, urlsplit
-
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -81,17 +79,7 @@ def main() -> None:
                     if figure["declared"] and figure["shown"] < 0.99 * figure["declared"]:
                         shrunk.append(f"{page}: {figure['shown']:.0f}/{figure['declared']} px")
     driver.quit()
-    broken = []
-    for page in pages:
-        path = args.site / (page + ".html")
-        for href in browser_test._parse(path).hrefs:
-            parts = urlsplit(href)
-            if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:")):
-                continue
-            target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
-            if not target.exists() or (parts.fragment and target.suffix == ".html"
-                                       and unquote(parts.fragment) not in browser_test._parse(target).ids):
-                broken.append(f"{page}: {href}")
+    broken = browser_test.broken_links(args.site, pages)
     print(json.dumps({
         "pages that scroll sideways at 390 px": f"{len(wide_pages)} of {len(pages)}",
         "code lines over 79 characters": f"{long_lines} of {code_lines}",

@@ -205,9 +205,10 @@ def _parse(path: Path) -> _Links:
     return parser
 
 
-def test_every_internal_link_and_anchor_resolves(site):
+def broken_links(site: Path, pages: list[str]) -> list[str]:
+    """Internal links of the pages whose file or anchor does not exist (also used by benchmarks/reading.py)."""
     problems = []
-    for page in PAGES:
+    for page in pages:
         path = site / (page + ".html")
         for href in _parse(path).hrefs:
             parts = urlsplit(href)
@@ -221,6 +222,11 @@ def test_every_internal_link_and_anchor_resolves(site):
             elif parts.fragment and target.suffix == ".html" \
                     and unquote(parts.fragment) not in _parse(target).ids:
                 problems.append(f"{page}: {href} -> no anchor #{parts.fragment}")
+    return problems
+
+
+def test_every_internal_link_and_anchor_resolves(site):
+    problems = broken_links(site, PAGES)
     assert not problems, "\n".join(problems)
 
 

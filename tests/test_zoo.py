@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from functools import partial
 
 import pytest
 import torch
 
-from companion import zoo
+from companion import nets, simclr, zoo
 from companion.zoo import training
 from companion.zoo.__main__ import main as zoo_main
 
@@ -33,6 +34,23 @@ def test_recipes_are_frozen_records_with_unique_names() -> None:
     assert zoo.get("fmnist_cnn").classes == tuple(range(10))
     with pytest.raises(KeyError, match="fmnist_cnn"):
         zoo.get("resnet_imagenet")
+
+
+def test_recipes_hold_plain_callables_not_strings() -> None:
+    for recipe in zoo.RECIPES:
+        for part in (recipe.builder, recipe.trainer, recipe.metric):
+            assert callable(part) and not isinstance(part, str), (recipe.name, part)
+    backbone = zoo.get("fmnist5_backbone")
+    assert backbone.trainer is training.supervised
+    assert backbone.metric is training.test_accuracy
+    assert isinstance(backbone.builder, partial)
+    assert backbone.builder.func is nets.fashion_cnn
+    assert backbone.builder.keywords == {"num_classes": 5}
+    encoder = zoo.get("simclr_encoder")
+    assert encoder.builder is simclr.SimCLR
+    assert encoder.trainer is simclr.zoo_pretrain
+    assert encoder.metric is simclr.probe_accuracy_1pct_labels
+    assert zoo.record("simclr_encoder").metric_name == "probe_accuracy_1pct_labels"
 
 
 @pytest.mark.parametrize("name", ["fmnist_cnn", "fmnist5_backbone"])
@@ -118,12 +136,13 @@ def test_fashion_subset_relabels_the_chosen_classes() -> None:
 
 def test_the_train_command_writes_a_checkpoint_and_a_record_that_hold(tmp_path) -> None:
     tiny = zoo.get("fmnist5_backbone").replace(name="tiny", train_images=512, epochs=2, batch_size=32, classes=(7, 8),
-                                               builder_kwargs={"num_classes": 2, "hidden": 8})
+                                               builder=partial(nets.fashion_cnn, num_classes=2, hidden=8))
     record = training.train_and_record(tiny, tmp_path)
     assert json.loads((tmp_path / "tiny.json").read_text())["sha256"] == record.sha256
     assert training.read_record("tiny", tmp_path) == record
     assert record.bytes == (tmp_path / "tiny.pt").stat().st_size
     assert record.test_images == 2000  # sneakers and bags of the test set
+    assert record.metric_name == "test accuracy (float32)"
     model = tiny.build()
     model.load_state_dict(torch.load(tmp_path / "tiny.pt", weights_only=True))
     metric, _ = training.test_accuracy(model.eval(), tiny)

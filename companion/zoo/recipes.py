@@ -1,10 +1,10 @@
 """The zoo's recipes: how each checkpoint is trained, as data.
 
-One :class:`ZooRecipe` per checkpoint, in :data:`RECIPES`. A recipe names the network (a builder
-given as ``"module:function"`` with keyword arguments, imported only when needed), the data (the
+One :class:`ZooRecipe` per checkpoint, in :data:`RECIPES`. A recipe holds the network's builder
+(a plain callable, e.g. ``functools.partial(nets.fashion_cnn, num_classes=5)``), the data (the
 Fashion-MNIST classes it uses, how many training images), the training budget and seed, and two
-functions given the same way: the trainer, which builds and trains the network, and the metric
-that is recorded and re-checked by the tests (by default the test accuracy on those classes).
+more functions: the trainer, which builds and trains the network, and the metric that is
+recorded and re-checked by the tests (by default the test accuracy on those classes).
 
 To add a checkpoint, append a recipe to :data:`RECIPES` and run
 ``python -m companion.zoo train NAME``; the command writes ``weights/NAME.pt`` and the record
@@ -15,24 +15,17 @@ differently (self-supervised, say) sets ``trainer`` and ``metric`` to its own fu
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from torch import nn
 
-SUPERVISED = "companion.zoo.training:supervised"
-TEST_ACCURACY = "companion.zoo.training:test_accuracy"
+from companion import nets, simclr
+from companion.zoo.training import supervised, test_accuracy
+
 ALL_CLASSES: tuple[int, ...] = tuple(range(10))
-
-
-def resolve(target: str) -> Callable[..., Any]:
-    """Import ``"package.module:function"`` and return the function."""
-    module, sep, attribute = target.partition(":")
-    if not sep or not module or not attribute:
-        raise ValueError(f"expected 'package.module:function', got {target!r}")
-    return getattr(importlib.import_module(module), attribute)
 
 
 @dataclass(frozen=True)
@@ -42,15 +35,14 @@ class ZooRecipe:
     Attributes:
         name: the checkpoint's name (``weights/NAME.pt``).
         description: one line on what it is and where the course uses it.
-        builder: ``"module:function"`` returning the untrained network.
-        builder_kwargs: keyword arguments of the builder.
+        builder: called with no arguments, returns the untrained network.
         classes: the Fashion-MNIST classes used, relabelled ``0..len(classes)-1`` in this order.
         train_images: a random subset of the training images of those classes (``None``: all).
         epochs, batch_size, lr, weight_decay, label_smoothing, warmup, flip_crop: as in
             :class:`companion.train.Recipe` and :func:`companion.train.fit`.
         seed: seeds the initialisation, the subset, the shuffling and the augmentation.
-        trainer: ``"module:function"``, called as ``trainer(recipe)``, returning the trained network.
-        metric: ``"module:function"``, called as ``metric(model, recipe)``, returning the recorded
+        trainer: called as ``trainer(recipe)``, returns the trained network.
+        metric: called as ``metric(model, recipe)``, returns the recorded
             ``(number, images used)`` (default: accuracy on the test images of ``classes``, in
             float32).
         extra: anything else a custom trainer needs.
@@ -58,8 +50,7 @@ class ZooRecipe:
 
     name: str
     description: str
-    builder: str
-    builder_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    builder: Callable[[], nn.Module]
     classes: tuple[int, ...] = ALL_CLASSES
     train_images: int | None = None
     epochs: int = 8
@@ -70,8 +61,8 @@ class ZooRecipe:
     warmup: float = 0.2
     flip_crop: bool = False
     seed: int = 0
-    trainer: str = SUPERVISED
-    metric: str = TEST_ACCURACY
+    trainer: Callable[[ZooRecipe], nn.Module] = supervised
+    metric: Callable[[nn.Module, ZooRecipe], tuple[float, int]] = test_accuracy
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
@@ -80,7 +71,7 @@ class ZooRecipe:
 
     def build(self) -> nn.Module:
         """The untrained network (call ``torch.manual_seed`` first for a given initialisation)."""
-        return resolve(self.builder)(**dict(self.builder_kwargs))
+        return self.builder()
 
     def fit_recipe(self):
         """The :class:`companion.train.Recipe` of this recipe's optimiser settings."""
@@ -99,29 +90,27 @@ RECIPES: tuple[ZooRecipe, ...] = (
     ZooRecipe(
         name="fmnist_cnn",
         description="chapter 3's fashion_cnn on all 10 classes: the teacher of chapter 14",
-        builder="companion.nets:fashion_cnn",
-        builder_kwargs={"num_classes": 10},
+        builder=partial(nets.fashion_cnn, num_classes=10),
         epochs=8,
     ),
     ZooRecipe(
         name="fmnist5_backbone",
         description="fashion_cnn on classes 0-4 only: the pretrained backbone of chapter 12",
-        builder="companion.nets:fashion_cnn",
-        builder_kwargs={"num_classes": 5},
+        builder=partial(nets.fashion_cnn, num_classes=5),
         classes=(0, 1, 2, 3, 4),
         epochs=8,
     ),
     ZooRecipe(
         name="simclr_encoder",
         description="SimCLR pre-training without labels on the 60,000 training images: chapter 13's encoder",
-        builder="companion.simclr:SimCLR",
+        builder=simclr.SimCLR,
         epochs=2,
         batch_size=128,
         lr=1e-3,
         weight_decay=1e-4,
         label_smoothing=0.0,
-        trainer="companion.simclr:zoo_pretrain",
-        metric="companion.simclr:probe_accuracy_1pct_labels",
+        trainer=simclr.zoo_pretrain,
+        metric=simclr.probe_accuracy_1pct_labels,
         extra={"temperature": 0.5},
     ),
 )
@@ -137,4 +126,4 @@ def get(name: str) -> ZooRecipe:
     raise KeyError(f"no zoo checkpoint called {name!r}; the zoo has {', '.join(NAMES)}")
 
 
-__all__ = ["ALL_CLASSES", "NAMES", "RECIPES", "SUPERVISED", "TEST_ACCURACY", "ZooRecipe", "get", "resolve"]
+__all__ = ["ALL_CLASSES", "NAMES", "RECIPES", "ZooRecipe", "get"]

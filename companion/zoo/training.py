@@ -16,11 +16,13 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from companion.zoo.recipes import ZooRecipe, get, resolve
+if TYPE_CHECKING:  # recipes.py imports this module's trainer and metric
+    from companion.zoo.recipes import ZooRecipe
 
 #: Where the checkpoints and their records live (shipped in the package).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -122,10 +124,10 @@ def test_accuracy(model: nn.Module, recipe: ZooRecipe) -> tuple[float, int]:
 def measure(name: str, model: nn.Module | None = None) -> tuple[float, int]:
     """Re-compute the recorded metric of checkpoint ``name`` (the zoo test compares it to the record):
     ``(metric, images used)``."""
-    from companion.zoo import load
+    from companion.zoo import get, load
 
     recipe = get(name)
-    return resolve(recipe.metric)(model if model is not None else load(name), recipe)
+    return recipe.metric(model if model is not None else load(name), recipe)
 
 
 def _load() -> str:
@@ -139,21 +141,23 @@ def _load() -> str:
 def train_and_record(recipe: ZooRecipe | str, directory: Path | None = None) -> Record:
     """Train a recipe (or the recipe called so), save its state dict to ``NAME.pt`` and its
     :class:`Record` to ``NAME.json`` in ``directory`` (default :data:`WEIGHTS_DIR`)."""
+    from companion.zoo.recipes import get
+
     recipe = get(recipe) if isinstance(recipe, str) else recipe
     name = recipe.name
     directory = directory or WEIGHTS_DIR
     directory.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    model = resolve(recipe.trainer)(recipe)
+    model = recipe.trainer(recipe)
     seconds = time.perf_counter() - start
     model = model.cpu().eval()
     path = weights_path(name, directory)
     partial = path.with_suffix(".partial")
     torch.save({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, partial)
     partial.replace(path)
-    metric, count = resolve(recipe.metric)(model, recipe)
-    metric_name = ("test accuracy (float32)" if recipe.metric.endswith(":test_accuracy")
-                   else recipe.metric.rpartition(":")[2])
+    metric, count = recipe.metric(model, recipe)
+    metric_name = ("test accuracy (float32)" if recipe.metric is test_accuracy
+                   else getattr(recipe.metric, "__name__", repr(recipe.metric)))
     machine = f"{platform.machine()} {platform.processor() or ''}".strip()
     record = Record(
         name=name, metric=round(float(metric), 6), metric_name=metric_name, test_images=int(count),

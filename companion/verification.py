@@ -509,6 +509,42 @@ def one_shot_accuracy(embeddings: Tensor, labels: Tensor, *, episodes: int, shot
     return correct / episodes
 
 
+# --- the whole protocol -----------------------------------------------------------------------------
+
+def verification_scores(val_embeddings: Tensor, val_labels: Tensor, test_embeddings: Tensor,
+                        test_labels: Tensor, *, n_pairs: int, episodes: int = 20,
+                        generator: torch.Generator | None = None) -> dict[str, float]:
+    """Verification and one-shot scores of one embedding (or of raw pixels) on unseen identities.
+
+    Draws ``n_pairs`` validation pairs (half same-identity) and chooses the threshold on them
+    (:func:`best_threshold`), then draws ``n_pairs`` test pairs and measures the accuracy at that
+    threshold and the ROC AUC (distances as scores, negated); last, the N-way one-shot accuracy on
+    the test images (:func:`one_shot_accuracy`). The test pairs never influence the threshold.
+
+    Args:
+        val_embeddings (Tensor[V, D]), val_labels (Tensor[V], int): the validation images.
+        test_embeddings (Tensor[T, D]), test_labels (Tensor[T], int): the test images.
+        n_pairs: pairs drawn on each side.
+        episodes: one-shot episodes.
+        generator: the random source of the pairs and the episodes (default: seed 0).
+
+    Returns:
+        ``{"threshold", "accuracy", "AUC", "one-shot accuracy"}``.
+    """
+    check_tensor(val_embeddings, "val_embeddings", ndim=2, shape_hint="(V, D)", floating=True)
+    check_tensor(test_embeddings, "test_embeddings", ndim=2, shape_hint="(T, D)", floating=True)
+    g = _generator(generator)
+    i, j, same = sample_pairs(val_labels, n_pairs, generator=g)
+    threshold = best_threshold((val_embeddings[i] - val_embeddings[j]).norm(dim=1), same)
+    i, j, same = sample_pairs(test_labels, n_pairs, generator=g)
+    distances = (test_embeddings[i] - test_embeddings[j]).norm(dim=1)  # (n_pairs,)
+    return {"threshold": threshold,
+            "accuracy": verification_accuracy(distances, same, threshold),
+            "AUC": roc_auc(-distances, same),
+            "one-shot accuracy": one_shot_accuracy(test_embeddings, test_labels, episodes=episodes,
+                                                   generator=g)}
+
+
 __all__ = ["Embedder", "PKBatchSampler", "Siamese", "auc", "best_threshold", "embed", "embedding_net",
            "fit_embedding", "nearest_embedding", "one_shot_accuracy", "roc_auc", "roc_curve", "sample_pairs",
-           "sample_triplets", "verification_accuracy"]
+           "sample_triplets", "verification_accuracy", "verification_scores"]

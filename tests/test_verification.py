@@ -243,3 +243,18 @@ def test_nearest_embedding_and_one_shot_accuracy():
         V.nearest_embedding(references, torch.tensor([7, 8, 9]), torch.rand(2, 3))
     with pytest.raises(ValueError, match="one entry per reference"):
         V.nearest_embedding(references, torch.tensor([7, 8]), queries)
+
+
+def test_verification_scores_chooses_the_threshold_on_the_validation_pairs_only():
+    g = gen(5)
+    labels = torch.arange(3).repeat(30)  # (90,)
+    val = 5 * torch.eye(3)[labels] + torch.randn(90, 3, generator=g)
+    test = 5 * torch.eye(3)[labels] + torch.randn(90, 3, generator=g)
+    scores = V.verification_scores(val, labels, test, labels, n_pairs=200, generator=gen(6))
+    again = V.verification_scores(val, labels, test, labels, n_pairs=200, generator=gen(6))
+    assert scores == again  # reproducible with the same generator
+    assert scores["AUC"] > 0.95 and scores["accuracy"] > 0.9 and scores["one-shot accuracy"] > 0.9
+    # spreading the test embeddings apart changes the test accuracy but not the threshold
+    spread = V.verification_scores(val, labels, 3 * test, labels, n_pairs=200, generator=gen(6))
+    assert spread["threshold"] == scores["threshold"]
+    assert spread["accuracy"] < scores["accuracy"]

@@ -150,6 +150,11 @@ def _crop(image: Tensor, windows: Tensor, out_size: int) -> tuple[Tensor, Tensor
     return patches, windows  # (K, C, out, out), (K, 4)
 
 
+def _device(model: nn.Module) -> torch.device:
+    """Where the model's parameters live (the CPU for a model without any)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 @torch.no_grad()
 def detect(model: nn.Module, images: Tensor, sizes: Sequence[int], stride: int, num_classes: int, *,
            regress: bool = True, score_threshold: float = 0.05, iou_threshold: float = 0.5,
@@ -167,16 +172,20 @@ def detect(model: nn.Module, images: Tensor, sizes: Sequence[int], stride: int, 
         iou_threshold: per-class NMS threshold.
         max_detections: the most detections kept per image, best first.
 
+    The crops run through the model on its device; the detections come back on the CPU.
+
     Returns:
         One dict per image: ``boxes`` (Tensor[D, 4], xyxy, clipped to the image), ``scores``
         (Tensor[D]), ``labels`` (Tensor[D], int64).
     """
     model.eval()
+    device = _device(model)
     n, _, h, _ = images.shape
     windows = sliding_windows(h, sizes, stride)  # (W, 4)
-    crops = crop_windows(images, sizes, stride, out_size).flatten(0, 1)  # (N*W, C, out, out)
-    outputs = torch.cat([model(crops[i:i + batch_size]) for i in range(0, len(crops), batch_size)])
-    outputs = outputs.float().reshape(n, len(windows), -1)  # (N, W, K + 1 + 4)
+    crops = crop_windows(images.cpu(), sizes, stride, out_size).flatten(0, 1)  # (N*W, C, out, out)
+    outputs = torch.cat([model(crops[i:i + batch_size].to(device)).float().cpu()
+                         for i in range(0, len(crops), batch_size)])
+    outputs = outputs.reshape(n, len(windows), -1)  # (N, W, K + 1 + 4), on the CPU
     probabilities = outputs[..., :num_classes + 1].softmax(dim=-1)[..., :num_classes]  # no background
     scores, labels = probabilities.max(dim=-1)  # (N, W) each
     results = []
@@ -225,13 +234,15 @@ def window_loss(outputs: Tensor, labels: Tensor, deltas: Tensor, num_classes: in
 
 def fit_windows(model: nn.Module, crops: Tensor, labels: Tensor, deltas: Tensor, num_classes: int, *,
                 epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, seed: int = 0) -> list[float]:
-    """Train a window classifier with :func:`window_loss` (AdamW, cosine learning rate).
+    """Train a window classifier with :func:`window_loss` (AdamW, one-cycle learning rate), on the
+    model's device (the batches are moved there).
 
     Returns:
         The mean loss of every epoch.
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    device = _device(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = epochs * max(1, len(crops) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
@@ -242,7 +253,8 @@ def fit_windows(model: nn.Module, crops: Tensor, labels: Tensor, deltas: Tensor,
         total = 0.0
         for i in range(max(1, len(crops) // batch_size)):
             idx = order[i * batch_size:(i + 1) * batch_size]
-            loss = window_loss(model(crops[idx]), labels[idx], deltas[idx], num_classes)
+            loss = window_loss(model(crops[idx].to(device)), labels[idx].to(device), deltas[idx].to(device),
+                               num_classes)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

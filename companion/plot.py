@@ -256,9 +256,16 @@ def learning_curves(histories: History | Mapping[str, History], *, alt: str,
         ax.set_ylabel({"loss": "loss", "acc": "accuracy"}.get(metric, metric))
         ax.grid(alpha=0.3)
     # One legend for all panels, below them, where it covers no curve.
+    # As many columns as fit the figure's width: text widths differ between matplotlib releases
+    # and fonts, so the legend is measured rather than guessed.
     handles, labels = axes[0][0].get_legend_handles_labels()
-    rows = -(-len(labels) // 4)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
+    renderer = fig.canvas.get_renderer()
+    for ncol in range(min(len(labels), 4), 0, -1):
+        legend = fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
+        if ncol == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            break
+        legend.remove()
+    rows = -(-len(labels) // ncol)
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.07 * rows + 0.03, 1, 1))

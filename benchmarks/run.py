@@ -11,7 +11,8 @@
    builder at its paper's input size, next to torchvision's model (its parameters, and the GFLOPs
    its weights' metadata lists, which are multiply-adds) and the paper's figures.
 
-Usage: ``python benchmarks/run.py [--only notebooks speedrun conv models] [--seconds 60]``. The
+Usage: ``python benchmarks/run.py [--only notebooks speedrun conv models] [--seconds 60]
+[--notebooks 16_ 17_]`` (the last: time only the notebooks whose path contains one of the texts). The
 tables are also written to ``benchmarks/results/latest.md``.
 """
 
@@ -30,12 +31,14 @@ NOTEBOOK_BUDGET_S = 90.0
 THREADS = 2
 
 
-def notebooks_table() -> str:
+def notebooks_table(match: tuple[str, ...] = ()) -> str:
     import nbformat
     from nbclient import NotebookClient
 
     rows = ["| notebook | wall time (s) | within 90 s | headline |", "|---|---:|:---:|---|"]
     paths = sorted((ROOT / "book").glob("part*/*.ipynb")) + sorted((ROOT / "exercises").glob("[0-9]*/*.ipynb"))
+    if match:
+        paths = [p for p in paths if any(m in str(p.relative_to(ROOT)) for m in match)]
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         nb.cells.append(nbformat.v4.new_code_cell(
@@ -187,15 +190,18 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=["notebooks", "speedrun", "conv", "models"],
                         choices=["notebooks", "speedrun", "conv", "models"])
     parser.add_argument("--seconds", type=float, default=60.0, help="speed-run training budget")
+    parser.add_argument("--notebooks", nargs="*", default=[], metavar="TEXT",
+                        help="time only the notebooks whose path contains one of these texts")
     args = parser.parse_args()
     os.environ.update(COMPANION_PROFILE="quick", OMP_NUM_THREADS=str(THREADS), MPLBACKEND="Agg")
     import torch
 
     torch.set_num_threads(THREADS)
-    tables = []
+    tables = [f"Load average before the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs."]
     for name in args.only:
         print(f"== {name}", flush=True)
-        table = {"notebooks": notebooks_table, "conv": conv_table, "models": models_table}.get(name)
+        table = {"notebooks": lambda: notebooks_table(tuple(args.notebooks)), "conv": conv_table,
+                 "models": models_table}.get(name)
         tables.append(table() if table else speedrun_table(args.seconds))
         print(tables[-1], flush=True)
     out = ROOT / "benchmarks" / "results"

@@ -183,7 +183,7 @@ def reached_offsets(dilations: Sequence[int], kernel_size: int = 3) -> Tensor:
     return reached
 
 
-def fit_segmentation(model: nn.Module, images: Tensor, masks: Tensor, *, epochs: int, batch_size: int = 32,
+def fit_segmentation(model: nn.Module, images: Tensor, masks: Tensor, *, epochs: int, batch_size: int = 16,
                      lr: float = 3e-3, seed: int = 0) -> list[float]:
     """Train a one-channel segmenter with the binary cross-entropy on its logits (Adam), on the CPU or GPU it is on.
 

@@ -342,6 +342,22 @@ def encode(model: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
 
 # --- retrieval ---------------------------------------------------------------------------------------
 
+def _k_smallest(d: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` smallest entries of every row of ``d (Tensor[B, N])`` and their columns, smallest first,
+    equal values in order of column: what a stable sort of each row gives, without sorting all N."""
+    values, indices = torch.topk(d, k, dim=1, largest=False, sorted=False)  # (B, k), any order
+    by_index = indices.argsort(dim=1)  # (B, k): first by column ...
+    values, indices = values.gather(1, by_index), indices.gather(1, by_index)
+    by_value = values.argsort(dim=1, stable=True)  # ... then stably by value
+    values, indices = values.gather(1, by_value), indices.gather(1, by_value)
+    # topk may take any of several entries tied with the k-th value: redo those rows with a stable sort
+    ambiguous = torch.nonzero((d <= values[:, -1:]).sum(1) > k)[:, 0]  # (A,)
+    if len(ambiguous):
+        d_sorted, order = torch.sort(d[ambiguous], dim=1, stable=True)  # (A, N)
+        values[ambiguous], indices[ambiguous] = d_sorted[:, :k], order[:, :k]
+    return values, indices
+
+
 class EmbeddingIndex:
     """Exact k-nearest-neighbour search over a database of embeddings (brute force, batched, in torch).
 
@@ -435,9 +451,9 @@ class EmbeddingIndex:
                 leave_out = exclude[start:start + batch_size].to(d.device)  # (B,)
                 rows = torch.nonzero(leave_out >= 0)[:, 0]  # the queries that leave something out
                 d[rows, leave_out[rows]] = math.inf
-            d_sorted, order = torch.sort(d, dim=1, stable=True)  # (B, N): nearest first, ties by index
-            all_distances.append(d_sorted[:, :k])
-            all_indices.append(order[:, :k])
+            values, indices = _k_smallest(d, k)  # (B, k), (B, k)
+            all_distances.append(values)
+            all_indices.append(indices)
         if not all_distances:
             empty = q.new_zeros(0, k)
             return empty, empty.long()

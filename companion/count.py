@@ -25,7 +25,8 @@ poolings, normalisations, and matrix products outside ``nn.Linear`` (e.g. inside
 share. Multiply by 2 for "one multiply and one add = two FLOPs".
 
 :func:`layer_table` gives one :class:`LayerRow` per layer that runs (name, type, output shape,
-parameters, MACs) and :func:`format_table` prints them as an aligned table with totals.
+parameters, MACs, and the bytes of its output: its activation memory) and :func:`format_table`
+prints them as an aligned table with totals.
 
 Introduced in chapter 2, *Pooling, receptive fields, counting parameters and FLOPs*.
 """
@@ -53,6 +54,9 @@ class LayerRow:
         output_shape: the shape of its output, batch dimension included (``(1, 64, 224, 224)``).
         parameters: its parameters (0 for a layer, or a parameter, already counted in an earlier row).
         macs: its multiply-adds (0 except for convolutions and linear layers).
+        output_bytes: the memory of its output, ``numel * element_size`` (batch included): the
+            activation memory of this layer in one forward pass (S17, "predict whether your model is
+            out of memory before training and determine suitable batch size").
     """
 
     name: str
@@ -60,6 +64,7 @@ class LayerRow:
     output_shape: tuple[int, ...]
     parameters: int
     macs: int
+    output_bytes: int = 0
 
 
 def _check_model(model: object) -> nn.Module:
@@ -160,7 +165,8 @@ def layer_table(model: nn.Module, input_size: Sequence[int]) -> list[LayerRow]:
         macs = layer_macs(module, inp, out) if inp is not None and out is not None else 0
         rows.append(LayerRow(name=names.get(module, "") or type(module).__name__, type=type(module).__name__,
                              output_shape=tuple(out.shape) if out is not None else (),
-                             parameters=sum(p.numel() for p in own), macs=macs))
+                             parameters=sum(p.numel() for p in own), macs=macs,
+                             output_bytes=out.numel() * out.element_size() if out is not None else 0))
 
     leaves = [m for m in model.modules() if next(m.children(), None) is None]
     modes = {m: m.training for m in model.modules()}

@@ -165,3 +165,13 @@ def test_counts_on_a_real_model_run_on_its_device_and_dtype():
     model = lenet5().double()
     assert count_flops(model, (1, 32, 32)) == 416_520
     assert math.prod(layer_table(model, (4, 1, 32, 32))[-1].output_shape) == 4 * 10
+
+
+def test_output_bytes_is_the_memory_of_each_layers_output_and_grows_with_the_batch():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(8 * 4 * 4, 5))
+    one, four = layer_table(model, (3, 8, 8)), layer_table(model, (4, 3, 8, 8))
+    assert [r.output_bytes for r in one] == [8 * 8 * 8 * 4, 8 * 8 * 8 * 4, 8 * 4 * 4 * 4, 128 * 4, 5 * 4]
+    assert [r.output_bytes for r in four] == [4 * r.output_bytes for r in one]
+    doubled = layer_table(model.double(), (3, 8, 8))  # float64: eight bytes per value
+    assert [r.output_bytes for r in doubled] == [2 * r.output_bytes for r in one]

@@ -145,6 +145,38 @@ def test_training_raises_the_elbo_and_the_autoencoder_variant_ignores_the_kl(fas
     assert vae.evaluate_elbo(ae, x_test[:300])["kl"] > after["kl"]  # nothing held its codes near N(0, I)
 
 
+@pytest.mark.parametrize("proposal", ["posterior", "prior"])
+def test_importance_estimate_is_the_written_out_mean_of_the_weights(proposal):
+    torch.manual_seed(0)
+    model = vae.VAE(latent_dim=3, hidden=(32,)).double()
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    eps = rand(5, 4, 3, seed=2)  # (K, N, D)
+    got = vae.importance_log_likelihood(model, x, 5, proposal=proposal, eps=eps)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        q = Normal(mu, torch.exp(0.5 * logvar))
+        prior = Normal(torch.zeros_like(mu), torch.ones_like(mu))
+        weights = []
+        for k in range(5):  # w_k = p(x | z_k) p(z_k) / q(z_k | x), or p(x | z_k) for prior codes
+            z = q.mean + q.stddev * eps[k] if proposal == "posterior" else eps[k]
+            log_px = Bernoulli(logits=model.decode(z), validate_args=False).log_prob(x).flatten(1).sum(1)
+            log_ratio = (prior.log_prob(z) - q.log_prob(z)).sum(1) if proposal == "posterior" else 0.0
+            weights.append(torch.exp(log_px + log_ratio))
+        expected = torch.log(torch.stack(weights).mean(0))  # small model: no underflow in float64
+    torch.testing.assert_close(got, expected)
+
+
+def test_more_importance_samples_tighten_the_bound_and_prior_samples_are_worse(fashion_small):
+    x_train, _, x_test, _ = fashion_small
+    torch.manual_seed(0)
+    model = vae.VAE(latent_dim=4, hidden=(64,))
+    vae.train_vae(model, x_train, epochs=2, batch_size=100, lr=3e-3, seed=0)
+    x, g = x_test[:50], torch.Generator().manual_seed(0)
+    one, many = (vae.importance_log_likelihood(model, x, k, generator=g).mean() for k in (1, 50))
+    from_prior = vae.importance_log_likelihood(model, x, 50, proposal="prior", generator=g).mean()
+    assert many > one > from_prior
+
+
 def test_errors_name_the_problem():
     model = vae.VAE(latent_dim=3)
     with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
@@ -169,3 +201,7 @@ def test_errors_name_the_problem():
         vae.VAE(latent_dim=0)
     with pytest.raises(ValueError, match="batch_size"):
         vae.train_vae(model, torch.rand(10, 1, 28, 28), batch_size=64)
+    with pytest.raises(ValueError, match="proposal"):
+        vae.importance_log_likelihood(model, torch.rand(2, 1, 28, 28), 3, proposal="uniform")
+    with pytest.raises(ValueError, match=r"\(samples, N, D\)"):
+        vae.importance_log_likelihood(model, torch.rand(2, 1, 28, 28), 3, eps=torch.zeros(3, 2, 2))

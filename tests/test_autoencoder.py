@@ -249,6 +249,15 @@ def test_ties_same_distances_as_scikit_learn_same_neighbours_where_defined_and_i
         assert taken == tied.tolist()[:len(taken)]
 
 
+@pytest.mark.parametrize("k", [1, 3, 7, 40])
+def test_the_k_smallest_equal_a_stable_sort_even_with_many_ties(k):
+    g = torch.Generator().manual_seed(k)
+    d = torch.randint(0, 4, (60, 40), generator=g).double()  # four values: ties everywhere
+    values, indices = ae._k_smallest(d, k)
+    sorted_values, order = torch.sort(d, dim=1, stable=True)
+    assert torch.equal(values, sorted_values[:, :k]) and torch.equal(indices, order[:, :k])
+
+
 def test_float32_index_keeps_its_dtype_and_agrees_with_float64():
     torch.manual_seed(2)
     database, queries = torch.rand(300, 16), torch.rand(20, 16)

@@ -262,7 +262,8 @@ def learning_curves(histories: History | Mapping[str, History], *, alt: str,
     renderer = fig.canvas.get_renderer()
     for ncol in range(min(len(labels), 4), 0, -1):
         legend = fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
-        if ncol == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+        # the saved figure adds 0.1 in of padding on either side of what is drawn
+        if ncol == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width - 0.3 * fig.dpi:
             break
         legend.remove()
     rows = -(-len(labels) // ncol)

@@ -66,10 +66,13 @@ def test_a_legend_of_long_run_names_wraps_into_more_rows_instead_of_widening_the
     # Four columns of these labels are wider than the column in every matplotlib release; the
     # figure used to come out 6.90 in wide with Colab's matplotlib (chapter 3's three runs).
     h = History(epoch=[1, 2], train_loss=[1.0, 0.5], train_acc=[0.5, 0.8], val_loss=[1.1, 0.7], val_acc=[0.4, 0.7])
-    runs = {f"GroupNorm + weight standardisation {i}": h for i in range(3)}
-    plot.learning_curves(runs, alt="three runs with long names")
-    width, _ = shown[0].size
-    assert width <= plot.COLUMN_WIDTH * plot.PX_PER_INCH * plot.SCALE + 1
+    # Names of every length, so that some legend falls just short of the column and its saved
+    # padding would push it over.
+    for length in range(4, 40, 3):
+        runs = {f"{i}" * length: h for i in range(3)}
+        plot.learning_curves(runs, alt=f"three runs with names of {length} characters")
+    for figure in shown:
+        assert figure.size[0] <= plot.COLUMN_WIDTH * plot.PX_PER_INCH * plot.SCALE + 1
 
 
 def test_figures_are_made_at_the_column_width_and_drawn_at_twice_the_resolution():

@@ -18,6 +18,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from companion.models._input import check_images
+from companion.models.attention import SelfAttention2d
 
 # Each layer as (in channels, out channels, stride, padding) in units of the width: 4x4 kernels throughout.
 GENERATOR = ((None, 8, 1, 0), (8, 4, 2, 1), (4, 2, 2, 1), (2, 1, 2, 1))  # 1 -> 4 -> 8 -> 16 -> 32 (x ngf)
@@ -76,3 +77,57 @@ def dcgan_init(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+# --- small variants for 28x28 images (Fashion-MNIST), trained in chapter 22 --------------------------
+
+class SmallDCGANGenerator(nn.Module):
+    """The DCGAN rules at 28x28: noise ``(N, nz)`` or ``(N, nz, 1, 1)`` -> images ``(N, nc, 28, 28)`` in [-1, 1].
+
+    Layers: a 7x7 transposed convolution ``1 -> 7`` (``2 * ngf`` channels), a 4x4 stride-2 one ``7 -> 14``
+    (``ngf``), both with batch norm and ReLU, then a 4x4 stride-2 one ``14 -> 28`` with tanh and no batch
+    norm. With ``attention=True`` a SAGAN self-attention layer (:class:`companion.models.attention.
+    SelfAttention2d`, Zhang et al., 2019) reads the ``ngf x 14 x 14`` features before the last layer; it
+    starts as the identity (its ``gamma`` is 0).
+    """
+
+    def __init__(self, nz: int = 32, ngf: int = 32, nc: int = 1, attention: bool = False) -> None:
+        super().__init__()
+        self.nz = nz
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(nz, 2 * ngf, 7, 1, 0, bias=False), nn.BatchNorm2d(2 * ngf), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(2 * ngf, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(inplace=True)]
+        if attention:
+            layers.append(SelfAttention2d(ngf))  # (N, ngf, 14, 14) -> same shape
+        layers += [nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh()]  # 14 -> 28
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        if not isinstance(z, Tensor) or not ((z.dim() == 2 and z.shape[1] == self.nz) or
+                                             (z.dim() == 4 and tuple(z.shape[1:]) == (self.nz, 1, 1))):
+            raise ValueError(f"SmallDCGANGenerator expects noise (N, {self.nz}) or (N, {self.nz}, 1, 1), "
+                             f"got {tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}")
+        return self.main(z.reshape(len(z), self.nz, 1, 1))  # (N, nc, 28, 28)
+
+
+class SmallDCGANDiscriminator(nn.Module):
+    """The DCGAN rules at 28x28: images ``(N, nc, 28, 28)`` -> real/fake logits ``(N,)``.
+
+    Layers: 4x4 stride-2 convolutions ``28 -> 14`` (``ndf`` channels, no batch norm at the input) and
+    ``14 -> 7`` (``2 * ndf``, batch norm), LeakyReLU 0.2 after both, and a 7x7 convolution to one logit.
+    """
+
+    def __init__(self, nc: int = 1, ndf: int = 32) -> None:
+        super().__init__()
+        self.nc = nc
+        self.main = nn.Sequential(
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, 2 * ndf, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * ndf), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * ndf, 1, 7, 1, 0, bias=False))  # 7x7 -> 1x1: one logit
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_images(x, channels=self.nc, model="SmallDCGANDiscriminator")
+        if tuple(x.shape[-2:]) != (28, 28):
+            raise ValueError(f"SmallDCGANDiscriminator expects 28x28 images (N, {self.nc}, 28, 28), "
+                             f"got {tuple(x.shape)}")
+        return self.main(x).flatten()  # (N,)

@@ -46,6 +46,16 @@ def im2col(x, kernel_size, stride=1, *, mistake=None):
     return torch.stack(columns, dim=1)
 
 
+def corr2d(x, kernel, *, mistake=None):
+    kernel = {"flipped": kernel.flip(0, 1), "transposed": kernel.T}.get(mistake, kernel)
+    kh, kw = kernel.shape
+    out = x.new_zeros(x.shape[0] - kh + 1 + (mistake == "off by one"), x.shape[1] - kw + 1)
+    for i in range(x.shape[0] - kh + 1):
+        for j in range(out.shape[1]):
+            out[i, j] = (x[i:i + kh, j:j + kw] * kernel).sum()
+    return out.T if mistake == "output transposed" else out
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, *, mistake=None):
     if mistake == "flipped":
         weight = weight.flip(-2, -1)
@@ -114,32 +124,36 @@ WRONG = [
     ("q1", conv_output_size, "stride", "stride is ignored"),
     ("q1", conv_output_size, "dilation", "dilation is ignored"),
     ("q1", conv_output_size, "off by one", "off by one"),
-    ("q2", predicted_layer, "groups", "groups are ignored"),
-    ("q2", predicted_layer, "bias", "bias is forgotten"),
-    ("q2", predicted_layer, "multiplier", "channel multiplier is forgotten"),
-    ("q2", predicted_layer, "stride", "stride is ignored"),
-    ("q2", predicted_layer, "ceil", "rounded up"),
-    ("q3", im2col, "kernel first", "(kernel position, channel)"),
-    ("q3", im2col, "columns transposed", "column-major order"),
-    ("q3", im2col, "window transposed", "read column by column"),
-    ("q3", im2col, "stride", "stride is ignored"),
-    ("q4", conv2d, "flipped", "kernel is still flipped"),
-    ("q4", conv2d, "padding", "padding is missing"),
-    ("q4", conv2d, "top left", "top and left only"),
-    ("q4", conv2d, "stride", "stride is ignored"),
-    ("q4", conv2d, "unstrided", "windows ignore the stride"),
-    ("q4", conv2d, "no bias", "bias is forgotten"),
-    ("q4", conv2d, "bias per channel", "once per input channel"),
-    ("q4", conv2d, "first channel", "only the first input channel"),
-    ("q4", conv2d, "mean", "averaged, not summed"),
-    ("q4", conv2d, "swapped axes", "first two axes are swapped"),
-    ("q4", conv2d, "unsummed", "one map per (output, input) channel pair"),
-    ("q4", conv2d, "output channels", "one map per *input* channel"),
-    ("q4", conv2d, "off by one", "off by one"),
-    ("q5", conv2d_weight_grad, "flipped", "gradient is flipped"),
-    ("q5", conv2d_weight_grad, "first image", "only the first image counts"),
-    ("q5", conv2d_weight_grad, "mean", "averaged over the batch"),
-    ("q5", conv2d_weight_grad, "swapped", "channel axes are swapped"),
+    ("q2", corr2d, "flipped", "kernel is flipped"),
+    ("q2", corr2d, "transposed", "kernel is transposed"),
+    ("q2", corr2d, "output transposed", "output is transposed"),
+    ("q2", corr2d, "off by one", "off by one"),
+    ("q4", predicted_layer, "groups", "groups are ignored"),
+    ("q4", predicted_layer, "bias", "bias is forgotten"),
+    ("q4", predicted_layer, "multiplier", "channel multiplier is forgotten"),
+    ("q4", predicted_layer, "stride", "stride is ignored"),
+    ("q4", predicted_layer, "ceil", "rounded up"),
+    ("q5", im2col, "kernel first", "(kernel position, channel)"),
+    ("q5", im2col, "columns transposed", "column-major order"),
+    ("q5", im2col, "window transposed", "read column by column"),
+    ("q5", im2col, "stride", "stride is ignored"),
+    ("q3", conv2d, "flipped", "kernel is still flipped"),
+    ("q3", conv2d, "padding", "padding is missing"),
+    ("q3", conv2d, "top left", "top and left only"),
+    ("q3", conv2d, "stride", "stride is ignored"),
+    ("q3", conv2d, "unstrided", "windows ignore the stride"),
+    ("q3", conv2d, "no bias", "bias is forgotten"),
+    ("q3", conv2d, "bias per channel", "once per input channel"),
+    ("q3", conv2d, "first channel", "only the first input channel"),
+    ("q3", conv2d, "mean", "averaged, not summed"),
+    ("q3", conv2d, "swapped axes", "first two axes are swapped"),
+    ("q3", conv2d, "unsummed", "one map per (output, input) channel pair"),
+    ("q3", conv2d, "output channels", "one map per *input* channel"),
+    ("q3", conv2d, "off by one", "off by one"),
+    ("q6", conv2d_weight_grad, "flipped", "gradient is flipped"),
+    ("q6", conv2d_weight_grad, "first image", "only the first image counts"),
+    ("q6", conv2d_weight_grad, "mean", "averaged over the batch"),
+    ("q6", conv2d_weight_grad, "swapped", "channel axes are swapped"),
 ]
 
 
@@ -156,14 +170,15 @@ def _weight_grad_by_conv(x, grad_output, k):
 CHEATS = [
     ("q1", lambda n, k, s=1, p=0, d=1: F.conv1d(torch.zeros(1, 1, n), torch.zeros(1, 1, k), None, s, p, d).shape[-1]),
     ("q1", lambda n, k, s=1, p=0, d=1: companion.conv.conv_output_size(n, k, s, p, d)),
-    ("q3", lambda x, k, s=1: F.unfold(x[None], k, stride=s)[0]),
-    ("q3", lambda x, k, s=1: nn.Unfold(k, stride=s)(x[None])[0]),
-    ("q3", lambda x, k, s=1: companion.conv.im2col(x[None], k, s)[0]),
-    ("q4", lambda x, w, b=None, s=1, p=0: F.conv2d(x[None], w, b, s, p)[0]),
-    ("q4", _conv_module),
-    ("q4", lambda x, w, b=None, s=1, p=0: companion.conv.conv2d(x[None], w, b, s, p)[0]),
-    ("q5", _weight_grad_by_autograd),
-    ("q5", _weight_grad_by_conv),
-    ("q5", lambda x, g, k: companion.backward.conv2d_backward(
+    ("q2", lambda x, k: F.conv2d(x[None, None], k[None, None])[0, 0]),
+    ("q5", lambda x, k, s=1: F.unfold(x[None], k, stride=s)[0]),
+    ("q5", lambda x, k, s=1: nn.Unfold(k, stride=s)(x[None])[0]),
+    ("q5", lambda x, k, s=1: companion.conv.im2col(x[None], k, s)[0]),
+    ("q3", lambda x, w, b=None, s=1, p=0: F.conv2d(x[None], w, b, s, p)[0]),
+    ("q3", _conv_module),
+    ("q3", lambda x, w, b=None, s=1, p=0: companion.conv.conv2d(x[None], w, b, s, p)[0]),
+    ("q6", _weight_grad_by_autograd),
+    ("q6", _weight_grad_by_conv),
+    ("q6", lambda x, g, k: companion.backward.conv2d_backward(
         g, x, torch.zeros(g.shape[1], x.shape[1], k, k, dtype=x.dtype))[1]),
 ]

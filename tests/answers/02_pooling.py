@@ -9,26 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import companion.backward
 import companion.pool
 
 
-def receptive_field(layers, *, mistake=None):
-    field, jump = 1, 1
-    for kernel_size, stride in layers:
-        if mistake == "own stride":
-            jump *= stride
-        field += (kernel_size - 1) * (1 if mistake == "jump" else jump)
-        if mistake != "own stride":
-            jump *= stride
-    return field + (1 if mistake == "off by one" else 0)
-
-
-def conv2d_parameters(in_channels, out_channels, kernel_size, bias=True, groups=1, *, mistake=None):
-    kh, kw = (kernel_size, 1 if mistake == "not squared" else kernel_size) if isinstance(kernel_size, int) else kernel_size
-    seen = {"in_channels": 1, "groups": in_channels}.get(mistake, in_channels // groups)
-    biases = {"biases": 0, "always": out_channels, "per input": in_channels if bias else 0}.get(
-        mistake, out_channels if bias else 0)
-    return out_channels * seen * kh * kw + biases
+def predicted_field(*, mistake=None):
+    return {"jump": 15, "dilation": 24, "early": 31, "off by one": 29}.get(mistake, 28)
 
 
 def max_pool2d(x, kernel_size, stride=None, *, mistake=None):
@@ -51,16 +37,39 @@ def max_pool2d(x, kernel_size, stride=None, *, mistake=None):
     return out
 
 
+def max_pool2d_backward(grad_output, x, kernel_size, stride=None, *, mistake=None):
+    k, s = kernel_size, kernel_size if stride is None else stride
+    n, c, out_h, out_w = grad_output.shape
+    grad = torch.zeros_like(x)
+    for i in range(out_h):
+        for j in range(out_w):
+            window = x[:, :, i * s:i * s + k, j * s:j * s + k].reshape(n, c, k * k)  # (N, C, k*k)
+            share = grad_output[:, :, i, j, None]  # (N, C, 1)
+            if mistake == "every input":
+                block = share.expand(-1, -1, k * k)
+            elif mistake == "mean":
+                block = share.expand(-1, -1, k * k) / (k * k)
+            elif mistake == "ties":
+                block = share * (window == window.amax(dim=-1, keepdim=True))
+            else:
+                index = window.argmax(dim=-1, keepdim=True)
+                if mistake == "last":
+                    index = k * k - 1 - window.flip(-1).argmax(dim=-1, keepdim=True)
+                block = torch.zeros_like(window).scatter(-1, index, share)
+            block = block.reshape(n, c, k, k)
+            target = grad[:, :, i * s:i * s + k, j * s:j * s + k]
+            if mistake == "overwrite":
+                target.copy_(torch.where(block != 0, block, target))
+            else:
+                target += block
+    return grad
+
+
 WRONG = [
-    ("q1", receptive_field, "jump", "jump is forgotten"),
-    ("q1", receptive_field, "own stride", "its own stride"),
-    ("q1", receptive_field, "off by one", "off by one"),
-    ("q2", conv2d_parameters, "biases", "biases are forgotten"),
-    ("q2", conv2d_parameters, "always", "although bias=False"),
-    ("q2", conv2d_parameters, "per input", "one bias per *input* channel"),
-    ("q2", conv2d_parameters, "in_channels", "input channels are forgotten"),
-    ("q2", conv2d_parameters, "groups", "groups are ignored"),
-    ("q2", conv2d_parameters, "not squared", "k * k weights"),
+    ("q1", predicted_field, "jump", "jump is forgotten"),
+    ("q1", predicted_field, "dilation", "dilation is forgotten"),
+    ("q1", predicted_field, "early", "updated too early"),
+    ("q1", predicted_field, "off by one", "off by one"),
     ("q3", max_pool2d, "default 1", "stride=None is taken as 1"),
     ("q3", max_pool2d, "stride", "stride is ignored"),
     ("q3", max_pool2d, "average", "average pooling"),
@@ -69,11 +78,30 @@ WRONG = [
     ("q3", max_pool2d, "channels", "channels are mixed"),
     ("q3", max_pool2d, "ceil", "stick out of the input"),
     ("q3", max_pool2d, "off by one", "off by one"),
+    ("q2", max_pool2d_backward, "every input", "still the colleague's bug"),
+    ("q2", max_pool2d_backward, "mean", "average pooling's backward"),
+    ("q2", max_pool2d_backward, "ties", "every tied maximum"),
+    ("q2", max_pool2d_backward, "last", "last maximum"),
+    ("q2", max_pool2d_backward, "overwrite", "overwrite each other"),
 ]
 
+def _by_autograd(grad_output, x, k, s=None):
+    x = x.clone().requires_grad_(True)
+    return torch.autograd.grad(F.max_pool2d(x, k, s), x, grad_output)[0]
+
+
+def _by_indices(grad_output, x, k, s=None):
+    _, indices = F.max_pool2d(x, k, s, return_indices=True)
+    flat = torch.zeros_like(x).flatten(2)
+    return flat.scatter_add_(2, indices.flatten(2), grad_output.flatten(2)).view_as(x)
+
+
 CHEATS = [
-    ("q1", lambda layers: companion.pool.receptive_field(layers).size),
-    ("q2", lambda i, o, k, bias=True, g=1: sum(p.numel() for p in nn.Conv2d(i, o, k, bias=bias, groups=g).parameters())),
+    ("q1", lambda: companion.pool.receptive_field([(3, 1, 1), (3, 1, 1), (2, 2, 0), (3, 1, 1), (3, 1, 2, 2),
+                                                   (2, 2, 0), (3, 1, 1)]).size),
     ("q3", lambda x, k, s=None: F.max_pool2d(x, k, s)),
     ("q3", lambda x, k, s=None: nn.MaxPool2d(k, s)(x)),
+    ("q2", _by_autograd),
+    ("q2", _by_indices),
+    ("q2", lambda g, x, k, s=None: companion.backward.max_pool2d_backward(g, x, k, s)),
 ]

@@ -1,83 +1,74 @@
-"""Exercise 1, question 2: predict, then measure, the output size and the parameters of a depthwise layer.
+"""Exercise 1, question 2: 2-D cross-correlation of one channel, ``corr2d``.
 
-The learner writes down two numbers before running anything: the output height of
-``nn.Conv2d(24, 72, kernel_size=5, stride=2, padding=2, groups=24)`` on a ``(1, 24, 32, 32)`` input
-(a depthwise convolution with a channel multiplier of 3, S14), and the layer's parameter count,
-bias included. The reference measures both with torch; the common wrong predictions are known
-mistakes (groups ignored, the bias forgotten, the stride ignored, the output size rounded up).
+The reference is ``torch.nn.functional.conv2d`` (which computes a cross-correlation).
 An otter-grader exception-based test file that also defines ``QUESTION`` for ``companion.grade``.
 """
 
 import torch
+import torch.nn.functional as F
 from otter.test_files import test_case
-from torch import nn
 
-from companion.grade import Case, Mistake, Question
+from companion.grade import CONVOLUTION, Case, Mistake, Question
 
 OK_FORMAT = False
 name = "q2"
-points = 2
-C_IN, C_OUT, KERNEL, STRIDE, PADDING, SIZE = 24, 72, 5, 2, 2, 32
+points = 3
 
 
-def measured():
-    """(output height, parameters) of the layer, measured with torch."""
-    layer = nn.Conv2d(C_IN, C_OUT, KERNEL, stride=STRIDE, padding=PADDING, groups=C_IN)
-    height = layer(torch.zeros(1, C_IN, SIZE, SIZE)).shape[2]
-    return (int(height), sum(p.numel() for p in layer.parameters()))
+def torch_corr2d(x, kernel):
+    return F.conv2d(x[None, None], kernel[None, None])[0, 0]  # (H, W) -> (1, 1, H, W) and back
+
+
+# (kernel height, kernel width) of each case; image sizes and values are random. Non-square
+# kernels and images tell rows from columns.
+KERNELS = [(3, 3), (2, 3), (3, 1), (1, 2), (2, 2), (3, 2)]
 
 
 def cases(draw):
-    return [Case((), "nn.Conv2d(24, 72, 5, stride=2, padding=2, groups=24) on a (1, 24, 32, 32) input")]
+    found = []
+    for kh, kw in KERNELS:
+        h, w = draw.int(kh + 1, 8), draw.int(kw + 2, 9)
+        x, kernel = draw.normal(h, w), draw.normal(kh, kw)
+        found.append(Case((x, kernel), f"x of shape ({h}, {w}), kernel of shape ({kh}, {kw})"))
+    return found
 
 
-def predict(function):
-    """How the learner's answer is called: it takes no arguments."""
-    answer = function()
-    if isinstance(answer, (tuple, list)) and len(answer) == 2:
-        return tuple(answer)
-    raise TypeError("predicted_layer must return a pair (output height, parameters), two numbers")
-
-
-def part(index, value):
-    def matches(got, expected, args):
-        return isinstance(got, (tuple, list)) and len(got) == 2 and got[index] == value
-    return matches
+def size_off_by_one(value, expected, args):
+    return (isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape != expected.shape
+            and all(abs(a - b) <= 1 for a, b in zip(value.shape, expected.shape)))
 
 
 QUESTION = Question(
     name="q2",
-    function="predicted_layer",
+    function="corr2d",
     points=points,
-    reference=measured,
-    oracle="the output height and parameter count measured with nn.Conv2d",
+    reference=torch_corr2d,
+    oracle="torch.nn.functional.conv2d",
     cases=cases,
-    call=predict,
     mistakes=(
-        Mistake("the groups are ignored in the parameter count: with groups=24 each of the 72 filters sees "
-                "24 / 24 = 1 input channel, so it has 5 * 5 weights, not 24 * 5 * 5.",
-                matches=part(1, C_OUT * C_IN * KERNEL * KERNEL + C_OUT)),
-        Mistake("the bias is forgotten: nn.Conv2d has one bias per output channel (72) unless bias=False.",
-                matches=part(1, C_OUT * KERNEL * KERNEL)),
-        Mistake("the channel multiplier is forgotten: 72 outputs from 24 inputs means 3 filters per input "
-                "channel, 72 filters in all, not 24.", matches=part(1, C_IN * KERNEL * KERNEL + C_IN)),
-        Mistake("the stride is ignored in the output size: the window moves 2 pixels at a time, which about "
-                "halves the height.", matches=part(0, SIZE)),
-        Mistake("the output size is rounded up, or off by one: floor((32 + 2*2 - 5) / 2) + 1.",
-                matches=lambda got, expected, args: (isinstance(got, (tuple, list)) and len(got) == 2
-                                                     and abs(got[0] - expected[0]) == 1)),
+        Mistake("the kernel is flipped: that is the textbook *convolution*. Deep-learning libraries compute "
+                "a cross-correlation, Y[i, j] = sum over (u, v) of X[i + u, j + v] * K[u, v], with no flip.",
+                value=lambda x, k: torch_corr2d(x, k.flip(0, 1))),
+        Mistake("the kernel is transposed: K[u, v] multiplies X[i + u, j + v], u along rows and v along columns.",
+                value=lambda x, k: torch_corr2d(x, k.T)),
+        Mistake("the output is transposed: Y[i, j] has i along the rows of X, j along its columns.",
+                value=lambda x, k: torch_corr2d(x, k).T),
+        Mistake("the output size is off by one: an (H, W) image and a (kh, kw) kernel give "
+                "(H - kh + 1, W - kw + 1) positions, the last one with the kernel touching the border.",
+                matches=size_off_by_one),
     ),
     hints=(
-        "Output height: floor((n + 2p - k) / s) + 1, with n = 32, p = 2, k = 5, s = 2.",
-        "Parameters: with groups = g each filter spans C_in / g input channels; there are C_out filters and "
-        "C_out biases.",
-        "Return a pair of Python numbers: (height, parameters).",
+        "Allocate the output first: how many positions does a (kh, kw) window have in an (H, W) image?",
+        "Loop over output positions (i, j); the window is X[i:i + kh, j:j + kw]. Multiply it elementwise "
+        "with K and sum.",
+        "Do not flip K: compare with F.conv2d(x[None, None], k[None, None])[0, 0] on a small example.",
     ),
-    rtol=0.0,
-    atol=0.0,
+    forbidden=CONVOLUTION,
+    rtol=1e-4,
+    atol=1e-5,
 )
 
 
 @test_case(points=points)
-def test_predicted_layer(predicted_layer):
-    QUESTION.assert_passes(predicted_layer)
+def test_corr2d(corr2d):
+    QUESTION.assert_passes(corr2d)

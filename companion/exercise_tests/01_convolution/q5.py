@@ -1,91 +1,97 @@
-"""Exercise 1, question 5: the weight gradient of a convolution by hand, ``conv2d_weight_grad``.
+"""Exercise 1, question 5: im2col, ``im2col``.
 
-For ``Y = F.conv2d(X, W)`` (stride 1, no padding, no bias) and an upstream gradient ``dY``, the
-learner computes ``dL/dW[o, c, u, v] = sum over n, i, j of dY[n, o, i, j] * X[n, c, i + u, j + v]``:
-a correlation of the input with the upstream gradient, summed over the batch. The reference is
-autograd through ``F.conv2d``; the learner may not use autograd or a convolution. Each known
-mistake is the right gradient changed in one way (flipped, one image only, averaged over the
-batch, the output and input channels swapped).
-CS231n, assignment 2; Goodfellow, Bengio & Courville (2016), section 9.5.
+The learner copies every k x k window of a (C, H, W) image into one column, rows in the order
+(channel, kernel row, kernel column) and columns in reading order of the output positions, with a
+stride and no padding. The reference is ``torch.nn.functional.unfold`` (PyTorch's im2col). Each
+known mistake is the right matrix with its rows or columns in another order, or the stride ignored.
+Chellapilla, Puri & Simard (2006), https://hal.inria.fr/inria-00112631.
 An otter-grader exception-based test file that also defines ``QUESTION`` for ``companion.grade``.
 """
 
-import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
-from companion.grade import CONVOLUTION, Case, Mistake, Question
+from companion.grade import Case, Forbidden, Mistake, Question
 
 OK_FORMAT = False
 name = "q5"
-points = 4
+points = 3
 
 
-def by_autograd(x, grad_output, kernel_size):
-    """dL/dW of F.conv2d(x, W) for the upstream gradient grad_output, with autograd."""
-    weight = torch.zeros(grad_output.shape[1], x.shape[1], kernel_size, kernel_size, dtype=x.dtype,
-                         requires_grad=True)  # (C_out, C_in, k, k): the gradient does not depend on W
-    return torch.autograd.grad(F.conv2d(x, weight), weight, grad_output)[0]
+def torch_im2col(x, kernel_size, stride):
+    return F.unfold(x[None], kernel_size, stride=stride)[0]  # (C, H, W) -> (1, C*k*k, L) -> (C*k*k, L)
 
 
-def swapped(got, expected, args):
-    """The gradient with its first two axes swapped: (C_in, C_out, k, k)."""
-    flipped_axes = expected.transpose(0, 1)
-    return (isinstance(got, torch.Tensor) and got.shape == flipped_axes.shape
-            and torch.allclose(got.to(flipped_axes.dtype), flipped_axes, rtol=1e-5, atol=1e-6))
+def rows_kernel_first(x, k, s):
+    """The rows in the order (kernel row, kernel column, channel): the column order bug."""
+    c = x.shape[0]
+    cols = torch_im2col(x, k, s)  # (C*k*k, L)
+    return cols.reshape(c, k * k, -1).transpose(0, 1).reshape(c * k * k, -1)  # (k*k, C, L) -> (k*k*C, L)
 
 
-SETTINGS = [(1, 1, 1, 2), (2, 1, 3, 3), (2, 3, 2, 2), (3, 2, 4, 3), (1, 2, 3, 1), (4, 3, 2, 3)]  # N, C_in, C_out, k
+def columns_transposed(x, k, s):
+    """The output positions in column-major order (j first, then i)."""
+    c, h, w = x.shape
+    out_h, out_w = (h - k) // s + 1, (w - k) // s + 1
+    cols = torch_im2col(x, k, s).reshape(-1, out_h, out_w)  # (C*k*k, H', W')
+    if out_h == out_w == 1:
+        return None
+    return cols.transpose(1, 2).reshape(c * k * k, -1)  # (C*k*k, W', H') -> (C*k*k, L)
+
+
+def window_transposed(x, k, s):
+    """Each window read column by column: kernel position (u, v) stored at (v, u)."""
+    c = x.shape[0]
+    if k == 1:
+        return None
+    cols = torch_im2col(x, k, s).reshape(c, k, k, -1)  # (C, k, k, L)
+    return cols.transpose(1, 2).reshape(c * k * k, -1)
+
+
+SETTINGS = [(1, 2, 1), (2, 3, 1), (3, 2, 2), (2, 3, 2), (1, 3, 3), (3, 1, 1), (2, 2, 1)]  # (C, k, stride)
 
 
 def cases(draw):
     found = []
-    for n, c_in, c_out, k in SETTINGS:
+    for c, k, s in SETTINGS:
         h, w = draw.int(k + 1, 7), draw.int(k + 2, 8)
-        x = draw.normal(n, c_in, h, w)
-        grad_output = draw.normal(n, c_out, h - k + 1, w - k + 1)
-        found.append(Case((x, grad_output, k), f"x of shape ({n}, {c_in}, {h}, {w}), grad_output of shape "
-                                               f"({n}, {c_out}, {h - k + 1}, {w - k + 1}), kernel_size={k}"))
+        found.append(Case((draw.normal(c, h, w), k, s), f"x of shape ({c}, {h}, {w}), kernel_size={k}, stride={s}"))
     return found
 
 
 QUESTION = Question(
     name="q5",
-    function="conv2d_weight_grad",
+    function="im2col",
     points=points,
-    reference=by_autograd,
-    oracle="autograd through torch.nn.functional.conv2d",
+    reference=torch_im2col,
+    oracle="torch.nn.functional.unfold",
     cases=cases,
     mistakes=(
-        Mistake("the gradient is flipped: dW[o, c, u, v] pairs dY[n, o, i, j] with X[n, c, i + u, j + v], "
-                "the same offset (u, v) the forward pass used, a correlation with no flip.",
-                value=lambda x, g, k: by_autograd(x, g, k).flip(-2, -1) if k > 1 else None),
-        Mistake("only the first image counts: the weights are shared by every image of the batch, so their "
-                "gradient is the sum over the batch.",
-                value=lambda x, g, k: by_autograd(x[:1], g[:1], k) if len(x) > 1 else None),
-        Mistake("the gradient is averaged over the batch: it is the sum over the images (and the positions), "
-                "as autograd computes it; any averaging belongs in the loss, which is already in dY.",
-                value=lambda x, g, k: by_autograd(x, g, k) / len(x) if len(x) > 1 else None),
-        Mistake("the channel axes are swapped: the result has the weight's shape (C_out, C_in, k, k), with "
-                "dW[o, c] pairing output channel o of dY with input channel c of X.",
-                matches=swapped),
+        Mistake("the rows are in the order (kernel position, channel): a column must list channel 0's whole "
+                "k x k window first, then channel 1's, the order of weight.reshape(C_out, -1) for a weight of "
+                "shape (C_out, C, k, k). Otherwise the matrix product pairs weights with the wrong pixels.",
+                value=rows_kernel_first),
+        Mistake("the columns are in column-major order: output position (i, j) is column i * W' + j (reading "
+                "order, row by row), so that the product reshapes to (C_out, H', W').",
+                value=columns_transposed),
+        Mistake("each window is read column by column: within a channel, the row for kernel position (u, v) "
+                "is u * k + v (u down the rows, v along the columns).", value=window_transposed),
+        Mistake("the stride is ignored: window (i, j) starts at row i * stride and column j * stride, and there "
+                "are (H - k) // stride + 1 rows of windows.",
+                value=lambda x, k, s: torch_im2col(x, k, 1) if s > 1 else None),
     ),
     hints=(
-        "The result has the shape of the weight, (C_out, C_in, k, k). For one image, one output channel o, "
-        "one input channel c and one kernel offset (u, v), it is the sum over positions (i, j) of "
-        "dY[o, i, j] * X[c, i + u, j + v].",
-        "For fixed (u, v), X[:, :, u:u + H', v:v + W'] lines up with dY: multiply and sum over the batch and "
-        "the positions (torch.einsum('noij,ncij->oc', ...) does it for all o and c at once).",
-        "Check it against torch.autograd.grad(F.conv2d(x, w), w, dy) on small inputs.",
+        "The result has C * k * k rows and H' * W' columns, with H' = (H - k) // stride + 1.",
+        "For output position (i, j), the window is x[:, i*stride : i*stride + k, j*stride : j*stride + k], of "
+        "shape (C, k, k); flatten it in that order into column i * W' + j.",
+        "Check your result against F.unfold(x[None], k, stride=stride)[0] on a small numbered input, e.g. "
+        "torch.arange(18.).view(2, 3, 3).",
     ),
-    forbidden=CONVOLUTION.extended(
-        modules=("companion.backward",),
-        names=("backward", "grad", "autograd", "jacobian", "vjp", "functional_call", "func",
-               "conv_transpose2d", "conv2d_backward"),
-        what="the weight gradient (with the formula, without autograd or a convolution)"),
+    forbidden=Forbidden(ops=("aten.im2col", "aten.col2im"), modules=("companion.conv", "companion.backward"),
+                        names=("Unfold", "im2col"), what="im2col"),
 )
 
 
 @test_case(points=points)
-def test_conv2d_weight_grad(conv2d_weight_grad):
-    QUESTION.assert_passes(conv2d_weight_grad)
+def test_im2col(im2col):
+    QUESTION.assert_passes(im2col)

@@ -1,11 +1,13 @@
-"""Exercise 2, question 1: the receptive field of a stack of convolutions, ``receptive_field``.
+"""Exercise 2, question 1: predict, then measure, the receptive field of a stack with pooling and dilation.
 
-The reference is autograd: in a stack of 1-D convolutions with all-ones kernels, the gradient of
-the first output with respect to the input is non-zero exactly on the input positions that output
-sees; the receptive field is the span of those positions (Araujo, Norris & Sim, "Computing
-receptive fields of convolutional neural networks", Distill 2019,
-https://distill.pub/2019/computing-receptive-fields/). An otter-grader exception-based test file
-that also defines ``QUESTION`` for ``companion.grade``.
+The learner writes down one number before running anything: the receptive field (in pixels, along
+one axis) of one output of a stack of 3x3 convolutions, 2x2 poolings and a dilated convolution. The
+reference measures it with autograd, as chapter 2 does: with all-ones weights and average
+pooling (the same geometry as max pooling), the gradient of one output is non-zero exactly on the
+pixels it sees. The common wrong predictions are known mistakes (the jump forgotten, the dilation
+forgotten, the jump updated too early, off by one).
+Araujo, Norris & Sim (2019), https://distill.pub/2019/computing-receptive-fields/.
+An otter-grader exception-based test file that also defines ``QUESTION`` for ``companion.grade``.
 """
 
 import torch
@@ -18,73 +20,80 @@ OK_FORMAT = False
 name = "q1"
 points = 2
 
-#: Long enough for every stack drawn below (at most 5 layers, kernels <= 7, strides multiplying to <= 12).
-INPUT_LENGTH = 1024
+#: The stack of the question, first layer first: (kind, kernel, stride, dilation).
+STACK = (("conv", 3, 1, 1), ("conv", 3, 1, 1), ("pool", 2, 2, 1), ("conv", 3, 1, 1), ("conv", 3, 1, 2),
+         ("pool", 2, 2, 1), ("conv", 3, 1, 1))
 
 
-def torch_receptive_field(layers):
-    """The span of input positions the first output of the stack depends on, found by autograd."""
-    x = torch.ones(1, 1, INPUT_LENGTH, dtype=torch.float64, requires_grad=True)  # (N, C, L)
+def measured():
+    """The side of the square of input pixels one central output depends on, found by autograd."""
+    x = torch.zeros(1, 1, 96, 96, dtype=torch.float64, requires_grad=True)
     y = x
-    for kernel_size, stride in layers:
-        y = F.conv1d(y, torch.ones(1, 1, kernel_size, dtype=torch.float64), stride=stride)
-    y[0, 0, 0].backward()
-    seen = x.grad[0, 0].nonzero()  # with a stride larger than the kernel the field has gaps: measure its span
-    return int(seen.max() - seen.min()) + 1
+    for kind, k, s, d in STACK:
+        if kind == "pool":
+            y = F.avg_pool2d(y, k, s)
+        else:
+            y = F.conv2d(y, torch.ones(1, 1, k, k, dtype=torch.float64), padding=d * (k - 1) // 2, dilation=d)
+    centre = y.shape[-1] // 2
+    (grad,) = torch.autograd.grad(y[0, 0, centre, centre], x)
+    rows = grad[0, 0].abs().sum(dim=1).nonzero().flatten()  # rows of input pixels that count
+    return int(rows.max() - rows.min()) + 1
 
 
-# The strides of each stack (kernels are random); several have a stride > 1 before the last layer,
-# where the jump matters.
-STRIDES = [(1,), (2,), (1, 1, 1), (2, 1), (1, 2, 1), (2, 2, 1), (3, 1, 2), (2, 1, 2, 1), (1, 3, 1, 1, 2)]
+def recurrence(*, jump=True, dilation=True, early=False):
+    """The recurrence r += (k_eff - 1) * j, j *= s; right with the defaults, or with one thing changed."""
+    field, j = 1, 1
+    for kind, k, s, d in STACK:
+        span = (d if dilation else 1) * (k - 1) + 1
+        if early:
+            j *= s
+        field += (span - 1) * (j if jump else 1)
+        if not early:
+            j *= s
+    return field
 
 
 def cases(draw):
-    found = []
-    for strides in STRIDES:
-        layers = [(draw.int(1, 7), s) for s in strides]
-        found.append(Case((layers,), f"layers={layers}"))
-    return found
+    return [Case((), "3x3, 3x3, 2x2 pool, 3x3, 3x3 with dilation 2, 2x2 pool, 3x3")]
 
 
-def jump_includes_own_stride(layers):
-    """As if each layer's own stride already multiplied its kernel: shift every stride one layer earlier."""
-    shifted = [(1, layers[0][1])] + [(k, s_next) for (k, _), (_, s_next) in zip(layers, layers[1:] + [(1, 1)])]
-    return torch_receptive_field(shifted)
-
-
-def off_by_one(value, expected, args):
-    return type(value) is int and abs(value - expected) == 1
+def predict(function):
+    """How the learner's answer is called: it takes no arguments."""
+    return function()
 
 
 QUESTION = Question(
     name="q1",
-    function="receptive_field",
+    function="predicted_field",
     points=points,
-    reference=torch_receptive_field,
+    reference=measured,
     oracle="the receptive field measured with autograd",
     cases=cases,
+    call=predict,
     mistakes=(
-        Mistake("the jump is forgotten: after a layer with stride s, neighbouring positions of its output are s "
-                "input positions apart, so every later kernel widens the field by (k - 1) times the product of "
-                "the strides *before* it.",
-                value=lambda layers: torch_receptive_field([(k, 1) for k, _ in layers])),
-        Mistake("each layer's kernel is multiplied by its own stride too: the jump of layer l is the product of "
-                "the strides of the layers before it, not including layer l.",
-                value=jump_includes_own_stride),
-        Mistake("off by one: a single layer with kernel size k sees k positions; start from 1 (one output "
-                "position sees itself) and add (k - 1) * jump per layer.", matches=off_by_one),
+        Mistake("the jump is forgotten: after a 2x2 pooling, neighbouring units are 2 pixels apart, after two "
+                "poolings 4, so each later layer adds (k_eff - 1) * jump pixels, not k_eff - 1.",
+                value=lambda: recurrence(jump=False)),
+        Mistake("the dilation is forgotten: a 3x3 kernel with dilation 2 spans 2 * (3 - 1) + 1 = 5 units of the "
+                "layer below.", value=lambda: recurrence(dilation=False)),
+        Mistake("the jump is updated too early: a layer's own stride spaces the units *after* it; the growth it "
+                "adds is measured with the jump of the layer below.", value=lambda: recurrence(early=True)),
+        Mistake("off by one: one layer of kernel k sees k pixels, so start from r = 1 and add k_eff - 1 per "
+                "layer.", matches=lambda got, expected, args: (isinstance(got, (int, float))
+                                                                and abs(got - expected) == 1)),
     ),
     hints=(
-        "Work one layer at a time from the input: keep the receptive field r and the jump j (how many input "
-        "positions apart two neighbouring positions of the current layer are).",
-        "Start with r = 1 and j = 1. A layer with kernel k widens r by (k - 1) positions of its *input*, "
-        "each j input pixels apart.",
-        "A layer with stride s multiplies the jump for the layers after it.",
+        "Go from the input up and keep two numbers: the field r (start at 1) and the jump j, the distance in "
+        "input pixels between neighbouring units of the current layer (start at 1).",
+        "A layer with kernel k, dilation d and stride s adds (d * (k - 1)) * j to r, then multiplies j by s.",
+        "Return one Python int.",
     ),
-    forbidden=Forbidden(modules=("companion.pool",), names=("receptive_field",), what="the receptive field"),
+    forbidden=Forbidden(modules=("companion.pool", "companion.count"), what="the prediction (by hand)"),
+    rtol=0.0,
+    atol=0.0,
 )
 
 
 @test_case(points=points)
-def test_receptive_field(receptive_field):
-    QUESTION.assert_passes(receptive_field)
+def test_predicted_field(predicted_field):
+    QUESTION.assert_passes(predicted_field)

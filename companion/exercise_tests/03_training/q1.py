@@ -1,9 +1,11 @@
-"""Exercise 3, question 1: the batch-normalisation forward pass in training mode, ``batch_norm_train``.
+"""Exercise 3, question 1: find the bug in a colleague's batch-norm backward pass, ``batch_norm_backward``.
 
-Batch normalisation is from Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network
-Training by Reducing Internal Covariate Shift" (2015), https://arxiv.org/abs/1502.03167.
-The reference is ``torch.nn.functional.batch_norm(..., training=True)``. Each known mistake is
-written with torch too (layer norm for the wrong axes, ``eps=0`` for a forgotten epsilon, ...).
+The notebook shows a colleague's simplified backward pass of training-mode batch norm that leaves
+out the path through the mean (the ``- mean(dy)`` term): the typical bug. The learner writes the
+fixed ``batch_norm_backward(grad_output, x, gamma, eps)`` returning ``(dx, dgamma, dbeta)``. The
+reference is autograd through ``F.batch_norm`` (training mode, statistics over N, H, W). Each known
+mistake is the gradient with one term changed.
+Ioffe & Szegedy (2015), section 3, https://arxiv.org/abs/1502.03167; CS231n, assignment 2.
 An otter-grader exception-based test file that also defines ``QUESTION`` for ``companion.grade``.
 """
 
@@ -15,134 +17,92 @@ from companion.grade import Case, Forbidden, Mistake, Question
 
 OK_FORMAT = False
 name = "q1"
-points = 3
+points = 4
+AXES = (0, 2, 3)  # statistics per channel over the batch and the positions
 
 
-def torch_batch_norm(x, gamma, beta, eps):
-    return F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps)
+def by_autograd(grad_output, x, gamma, eps):
+    x, gamma = x.clone().requires_grad_(True), gamma.clone().requires_grad_(True)
+    beta = torch.zeros_like(gamma, requires_grad=True)
+    y = F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps)
+    return torch.autograd.grad(y, (x, gamma, beta), grad_output)
 
 
-def affine(normalised, gamma, beta):
-    return normalised * gamma[:, None, None] + beta[:, None, None]  # (C,) -> (C, 1, 1), broadcast over (N, C, H, W)
+def variant(*, mean_term=True, var_term=True, gamma_in_dx=True, unbiased=False, swap=False):
+    """The simplified backward pass, right with the defaults, or with one thing changed."""
+
+    def backward(dy, x, gamma, eps):
+        mean = x.mean(dim=AXES, keepdim=True)
+        var = x.var(dim=AXES, unbiased=unbiased, keepdim=True)
+        inv_std = (var + eps).rsqrt()
+        x_hat = (x - mean) * inv_std
+        term = dy
+        if mean_term:
+            term = term - dy.mean(dim=AXES, keepdim=True)
+        if var_term:
+            term = term - x_hat * (dy * x_hat).mean(dim=AXES, keepdim=True)
+        scale = gamma.view(1, -1, 1, 1) if gamma_in_dx else 1.0  # (C,) -> (1, C, 1, 1)
+        dx = scale * inv_std * term
+        dgamma, dbeta = (dy * x_hat).sum(dim=AXES), dy.sum(dim=AXES)
+        return (dx, dbeta, dgamma) if swap else (dx, dgamma, dbeta)
+
+    return backward
 
 
-def batch_statistics(x):
-    return x.mean(dim=(0, 2, 3), keepdim=True), x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)  # (1, C, 1, 1)
-
-
-def unbiased_variance(x, gamma, beta, eps):
-    m = x.shape[0] * x.shape[2] * x.shape[3]  # values per channel
-    # var * m/(m-1) under the root is the same as scaling by sqrt((m-1)/m) with eps * (m-1)/m
-    return F.batch_norm(x, None, None, gamma * ((m - 1) / m) ** 0.5, beta, training=True, eps=eps * (m - 1) / m)
-
-
-def eps_forgotten(x, gamma, beta, eps):
-    mean, var = batch_statistics(x)  # (F.batch_norm refuses eps=0 in training mode)
-    return affine((x - mean) / var.sqrt(), gamma, beta)
-
-
-def eps_outside_root(x, gamma, beta, eps):
-    mean, var = batch_statistics(x)
-    return affine((x - mean) / (var.sqrt() + eps), gamma, beta)
-
-
-def root_forgotten(x, gamma, beta, eps):
-    mean, var = batch_statistics(x)
-    return affine((x - mean) / (var + eps), gamma, beta)
-
-
-def over_all_axes(x, gamma, beta, eps):
-    flat = x.reshape(1, 1, -1)  # (N, C, H, W) -> (1, 1, N*C*H*W): one "channel" holding everything
-    return affine(F.batch_norm(flat, None, None, training=True, eps=eps).reshape(x.shape), gamma, beta)
-
-
-def over_batch_only(x, gamma, beta, eps):
-    flat = x.reshape(x.shape[0], -1)  # (N, C*H*W): every (c, h, w) its own "channel"
-    return affine(F.batch_norm(flat, None, None, training=True, eps=eps).reshape(x.shape), gamma, beta)
-
-
-def affine_on_last_axis(x, gamma, beta, eps):
-    if x.shape[1] != x.shape[3]:
-        return None  # (C,) only broadcasts against the last axis when W == C
-    return F.batch_norm(x, None, None, None, None, training=True, eps=eps) * gamma + beta  # (C,) on the W axis
-
-
-# (N, C, H, W, eps, scale) of each case; values are random. Large eps with small-variance inputs
-# makes a forgotten or misplaced eps visible; W == C makes a wrongly broadcast gamma visible.
-SETTINGS = [(4, 3, 3, 3, 1e-5, 1.0), (2, 2, 3, 4, 0.5, 0.4), (3, 3, 2, 3, 0.2, 0.3), (2, 1, 4, 4, 1e-5, 2.0),
-            (3, 2, 2, 2, 0.1, 0.2), (2, 3, 4, 2, 1.0, 0.5)]
+SETTINGS = [(4, 3, 3, 3), (2, 2, 4, 5), (8, 1, 2, 2), (3, 4, 3, 2), (16, 2, 1, 1)]  # N, C, H, W
 
 
 def cases(draw):
     found = []
-    for n, c, h, w, eps, scale in SETTINGS:
-        x = draw.normal(n, c, h, w, scale=scale) + draw.normal(1, c, 1, 1)  # a different mean per channel
-        gamma, beta = 1 + draw.normal(c, scale=0.5), draw.normal(c)
-        found.append(Case((x, gamma, beta, eps), f"x of shape ({n}, {c}, {h}, {w}), eps={eps}"))
+    for n, c, h, w in SETTINGS:
+        x = draw.normal(n, c, h, w, scale=2.0) + draw.normal(1, c, 1, 1)  # a different mean per channel
+        gamma = 0.5 + draw.normal(c).abs()
+        found.append(Case((draw.normal(n, c, h, w), x, gamma, 1e-5),
+                          f"x of shape ({n}, {c}, {h}, {w}), gamma of shape ({c},), eps=1e-05"))
     return found
 
 
-FORBIDDEN = Forbidden(
-    ops=("aten.native_batch_norm", "aten._native_batch_norm_legit", "aten._native_batch_norm_legit_functional",
-         "aten._native_batch_norm_legit_no_training", "aten.batch_norm", "aten._batch_norm_impl_index",
-         "aten.cudnn_batch_norm", "aten.native_layer_norm", "aten.native_group_norm", "aten.instance_norm",
-         "aten.batch_norm_stats", "aten.batch_norm_update_stats", "aten.batch_norm_elemt",
-         "aten.batch_norm_gather_stats", "aten.batch_norm_gather_stats_with_counts", "aten._batch_norm_with_update",
-         "aten._batch_norm_with_update_functional", "aten._batch_norm_no_update", "aten.miopen_batch_norm"),
-    modules=("companion.norm",),
-    names=("batch_norm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "instance_norm", "InstanceNorm2d",
-           "layer_norm", "LayerNorm", "group_norm", "GroupNorm", "native_batch_norm", "batch_norm_stats",
-           "batch_norm_update_stats"),
-    what="batch normalisation",
-)
-
 QUESTION = Question(
     name="q1",
-    function="batch_norm_train",
+    function="batch_norm_backward",
     points=points,
-    reference=torch_batch_norm,
-    oracle="torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True, eps=eps)",
+    reference=by_autograd,
+    oracle="autograd through torch.nn.functional.batch_norm (training mode)",
     cases=cases,
     mistakes=(
+        Mistake("this is still the colleague's bug: the path through the mean is missing. Every x moves the "
+                "channel's mean, and the mean moves every x_hat, which subtracts mean(dy) (the sum of dy over "
+                "the m values, divided by m); then each channel's dx sums to zero.", value=variant(mean_term=False)),
+        Mistake("the path through the variance is missing: every x moves the channel's variance too, which "
+                "subtracts x_hat * mean(dy * x_hat).", value=variant(var_term=False)),
+        Mistake("both paths through the statistics are missing: that is the gradient with mu and sigma held "
+                "fixed, as in evaluation mode. In training mode they depend on x.",
+                value=variant(mean_term=False, var_term=False)),
+        Mistake("gamma is missing from dx: y = gamma * x_hat + beta, so dL/dx_hat = gamma * dy.",
+                value=variant(gamma_in_dx=False)),
         Mistake("the variance is the unbiased one (divided by m - 1): batch norm normalises with the biased "
-                "variance, the mean of (x - mean)^2 (unbiased=False / correction=0).", value=unbiased_variance),
-        Mistake("eps is added to the standard deviation: it goes under the square root, sqrt(var + eps).",
-                value=eps_outside_root),
-        Mistake("eps is forgotten: divide by sqrt(var + eps), not sqrt(var).",
-                value=eps_forgotten),
-        Mistake("the square root is missing: divide by the standard deviation sqrt(var + eps), not the variance.",
-                value=root_forgotten),
-        Mistake("normalised over the wrong axes (C, H, W), per example, like layer norm: batch norm computes one "
-                "mean and variance per *channel*, over the batch and the spatial axes (N, H, W).",
-                value=lambda x, g, b, eps: affine(F.layer_norm(x, x.shape[1:], eps=eps), g, b)),
-        Mistake("normalised over the wrong axes (H, W), per example and channel, like instance norm: batch norm "
-                "also averages over the batch, dims (0, 2, 3).",
-                value=lambda x, g, b, eps: F.instance_norm(x, weight=g, bias=b, eps=eps)),
-        Mistake("normalised over the batch axis only: the mean and variance of a channel are taken over the batch "
-                "*and* the spatial axes, dims (0, 2, 3).", value=over_batch_only),
-        Mistake("normalised over all axes at once: keep one mean and variance per channel, over dims (0, 2, 3).",
-                value=over_all_axes),
-        Mistake("gamma and beta are swapped: gamma scales, beta shifts.",
-                value=lambda x, g, b, eps: torch_batch_norm(x, b, g, eps)),
-        Mistake("gamma and beta are forgotten: after normalising, scale by gamma and shift by beta.",
-                value=lambda x, g, b, eps: torch_batch_norm(x, None, None, eps)),
-        Mistake("beta is forgotten: after scaling by gamma, shift by beta.",
-                value=lambda x, g, b, eps: torch_batch_norm(x, g, None, eps)),
-        Mistake("gamma is forgotten: scale by gamma before shifting by beta.",
-                value=lambda x, g, b, eps: torch_batch_norm(x, None, b, eps)),
-        Mistake("gamma and beta are broadcast along the last axis (W): reshape them to (1, C, 1, 1) so that "
-                "they act per channel.", value=affine_on_last_axis),
+                "variance, divided by m.", value=variant(unbiased=True)),
+        Mistake("dgamma and dbeta are swapped: dbeta = sum(dy), dgamma = sum(dy * x_hat), per channel.",
+                value=variant(swap=True)),
     ),
     hints=(
-        "One mean and one variance per channel: reduce over dims (0, 2, 3) with keepdim=True, so that the "
-        "results have shape (1, C, 1, 1) and broadcast against x.",
-        "Use the biased variance (unbiased=False) and put eps under the square root.",
-        "gamma and beta have shape (C,): reshape them to (1, C, 1, 1) before scaling and shifting.",
+        "Compare the colleague's dx with autograd's on one channel: what does autograd's dx sum to over the "
+        "batch and the positions, and what does the colleague's?",
+        "x reaches the loss along three paths: directly through x - mu, through the mean mu, and through the "
+        "variance. The colleague's code has two of them.",
+        "Return a tuple of three tensors, (dx, dgamma, dbeta), of the shapes of x, gamma and gamma.",
     ),
-    forbidden=FORBIDDEN,
+    forbidden=Forbidden(
+        ops=("aten.native_batch_norm", "aten.native_batch_norm_backward", "aten.batch_norm",
+             "aten._batch_norm_impl_index", "aten._batch_norm_impl_index_backward",
+             "aten._native_batch_norm_legit", "aten._native_batch_norm_legit_functional"),
+        modules=("companion.backward", "companion.norm"),
+        names=("backward", "grad", "autograd", "jacobian", "vjp", "batch_norm", "BatchNorm2d", "BatchNorm1d",
+               "batch_norm_backward_staged"),
+        what="the backward pass of batch norm (with the formula, without autograd)"),
 )
 
 
 @test_case(points=points)
-def test_batch_norm_train(batch_norm_train):
-    QUESTION.assert_passes(batch_norm_train)
+def test_batch_norm_backward(batch_norm_backward):
+    QUESTION.assert_passes(batch_norm_backward)

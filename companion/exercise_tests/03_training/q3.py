@@ -1,4 +1,7 @@
-"""Exercise 3, question 3: one step of training, ``train_step``.
+"""Exercise 3, question 3: find the bug in a colleague's training step and fix it, ``train_step``.
+
+The notebook shows a colleague's training step that never resets the gradients (a typical bug of
+the hand-written loop: ``backward()`` adds to the gradients of the previous steps).
 
 The grader builds a small CNN with batch norm from a random state, puts it in *evaluation* mode,
 makes an SGD optimiser with momentum, and calls the learner's ``train_step`` twice; it compares
@@ -101,8 +104,9 @@ QUESTION = Question(
     cases=cases,
     call=two_steps,
     mistakes=(
-        Mistake("the gradients are not reset: call optimizer.zero_grad() before loss.backward(), or every "
-                "step adds its gradient to the previous ones.", value=variant(zero_grad=False)),
+        Mistake("this is still the colleague's bug: the gradients are not reset. Call optimizer.zero_grad() "
+                "before loss.backward(), or every step adds its gradient to the previous ones.",
+                value=variant(zero_grad=False)),
         Mistake("the model is not put in training mode: call model.train() first (the grader hands over a model "
                 "in evaluation mode, as after an evaluate()), or batch norm uses its running statistics.",
                 value=variant(train=False)),
@@ -115,8 +119,8 @@ QUESTION = Question(
                 value=variant(reduction="sum")),
     ),
     hints=(
-        "A training step has five parts, in order: switch the model to training mode, reset the gradients, "
-        "compute the loss, backpropagate, update the weights. Which object (model, optimizer, loss) does each?",
+        "Print the norm of a weight's .grad after each of the colleague's steps: what does backward() do to "
+        "a gradient that is already there?",
         "The loss is the cross-entropy of the raw logits (no softmax first), averaged over the batch.",
         "Return a Python number, not a tensor.",
     ),

@@ -68,7 +68,8 @@ def _split(pred: Tensor, num_boxes: int) -> tuple[Tensor, Tensor]:
     if s != s2 or d <= BOX_ENTRIES * num_boxes:
         raise ValueError(f"pred must have shape (N, S, S, 5 * num_boxes + num_classes) with "
                          f"num_boxes={num_boxes} and at least one class, got {tuple(pred.shape)}")
-    return pred[..., :BOX_ENTRIES * num_boxes].reshape(n, s, s, num_boxes, BOX_ENTRIES), pred[..., BOX_ENTRIES * num_boxes:]
+    k = BOX_ENTRIES * num_boxes
+    return pred[..., :k].reshape(n, s, s, num_boxes, BOX_ENTRIES), pred[..., k:]
 
 
 def assign_targets(targets: Sequence[Mapping[str, Tensor]], grid: int, num_classes: int,

@@ -30,7 +30,7 @@ def test_recipes_are_frozen_records_with_unique_names() -> None:
             recipe.epochs = 1  # type: ignore[misc]
         assert zoo.get(recipe.name) is recipe
         assert recipe.description and recipe.num_classes == len(recipe.classes)
-    assert zoo.get("fmnist5_backbone").classes == (0, 1, 2, 3, 4)
+    assert zoo.get("fmnist5_backbone").classes == (5, 6, 7, 8, 9)
     assert zoo.get("fmnist_cnn").classes == tuple(range(10))
     with pytest.raises(KeyError, match="fmnist_cnn"):
         zoo.get("resnet_imagenet")
@@ -93,7 +93,7 @@ def test_each_recorded_accuracy_holds_on_the_real_test_set(name: str) -> None:
 
 def test_the_teacher_and_the_backbone_are_strong() -> None:
     assert zoo.record("fmnist_cnn").metric > 0.90
-    assert zoo.record("fmnist5_backbone").metric > 0.88  # shirts vs T-shirts vs pullovers vs coats
+    assert zoo.record("fmnist5_backbone").metric > 0.95  # three kinds of shoes, shirts and bags
 
 
 def test_a_missing_checkpoint_names_the_file_and_the_command(tmp_path, monkeypatch) -> None:

@@ -85,7 +85,7 @@ def load(name: str, *, check: bool = True) -> nn.Module:
 
 #: What to use instead of ImageNet weights offline.
 OFFLINE_ALTERNATIVES = {
-    "fmnist5_backbone": "a backbone pretrained on Fashion-MNIST classes 0-4, to transfer to 5-9",
+    "fmnist5_backbone": "a backbone pretrained on Fashion-MNIST classes 5-9, to transfer to 0-4",
     "fmnist_cnn": "a classifier of all 10 Fashion-MNIST classes",
 }
 

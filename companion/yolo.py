@@ -336,6 +336,23 @@ class YOLONet(nn.Module):
         return torch.cat([out[..., :k].sigmoid(), out[..., k:].softmax(dim=-1)], dim=-1)
 
 
+def flip_targets(targets: Tensor) -> Tensor:
+    """The targets of images mirrored left to right: the columns of cells reverse, and an object's
+    ``x`` in its cell becomes ``1 - x``.
+
+    Args:
+        targets: Tensor[N, S, S, 5 + C] from :func:`assign_targets`.
+
+    Returns:
+        Tensor[N, S, S, 5 + C], equal to :func:`assign_targets` of the mirrored boxes (for centres
+        that are not on a cell's edge).
+    """
+    check_tensor(targets, "targets", ndim=4, shape_hint="(N, S, S, 5 + C)", floating=True)
+    out = targets.flip(2).clone()  # (N, S, S, 5 + C): columns reversed
+    out[..., 0] = torch.where(out[..., 4] > 0, 1 - out[..., 0], out[..., 0])
+    return out
+
+
 def fit_yolo(model: YOLONet, images: Tensor, targets: Tensor, *, epochs: int = 10, batch_size: int = 32,
              lr: float = 3e-3, flip: bool = True, seed: int = 0, **loss_options: float) -> list[float]:
     """Train a :class:`YOLONet` with :func:`yolo_loss` (AdamW, one-cycle learning rate).
@@ -370,8 +387,7 @@ def fit_yolo(model: YOLONet, images: Tensor, targets: Tensor, *, epochs: int = 1
             idx = order[k * batch_size:(k + 1) * batch_size]
             x, t = images[idx], targets[idx]
             if flip and bool(torch.rand((), generator=generator) < 0.5):
-                x, t = x.flip(-1), t.flip(2).clone()  # (N, S, S, 5 + C): columns reversed
-                t[..., 0] = torch.where(t[..., 4] > 0, 1 - t[..., 0], t[..., 0])
+                x, t = x.flip(-1), flip_targets(t)
             loss = yolo_loss(model(x.to(device)), t.to(device), model.num_boxes, **loss_options)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()

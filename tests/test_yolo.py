@@ -211,6 +211,19 @@ def test_decoded_boxes_are_clipped_to_the_image():
     torch.testing.assert_close(found["boxes"], torch.tensor([[0.0, 0.0, 20.0, 10.0]]))
 
 
+def test_flipped_targets_are_the_targets_of_the_mirrored_boxes():
+    g = torch.Generator().manual_seed(5)
+    targets = []
+    for _ in range(4):
+        xy = torch.rand(3, 2, generator=g) * 40
+        wh = 5 + torch.rand(3, 2, generator=g) * 20
+        targets.append({"boxes": torch.cat([xy, xy + wh], 1), "labels": torch.randint(0, 3, (3,), generator=g)})
+    mirrored = [{"boxes": torch.stack([64 - t["boxes"][:, 2], t["boxes"][:, 1], 64 - t["boxes"][:, 0],
+                                       t["boxes"][:, 3]], 1), "labels": t["labels"]} for t in targets]
+    flipped = yolo.flip_targets(yolo.assign_targets(targets, 8, 3, 64))
+    torch.testing.assert_close(flipped, yolo.assign_targets(mirrored, 8, 3, 64))
+
+
 # ---------------------------------------------------------------- the network and training
 
 

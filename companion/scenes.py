@@ -24,12 +24,17 @@ Boxes are ``xyxy`` in pixel *edges*: a mask covering columns ``c0..c1`` and rows
 Everything is drawn from one ``numpy`` generator seeded by ``seed`` (and the split), so a call
 returns the same scenes every time. Introduced in chapter 15, *Object detection I*; used again in
 chapters 16 and 17.
+
+Where a network exists, :func:`penn_fudan_scenes` reads a real set, Penn-Fudan's pedestrians with
+their instance masks, into the same format, so that the chapters' code runs on it unchanged.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -200,3 +205,70 @@ def detection_scenes(n: int, image_size: int = 64, objects: tuple[int, int] = (1
 def stack_images(scenes: Sequence[Scene]) -> Tensor:
     """The scenes' images as one batch ``(N, 1, H, W)``."""
     return torch.stack([image for image, _ in scenes])
+
+
+PENN_FUDAN_URL = "https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip"
+"""The Penn-Fudan pedestrian set (Wang et al., 2007): 170 photographs, 345 pedestrians, masks."""
+
+
+def penn_fudan_scenes(root: str | os.PathLike | None = None, image_size: int | None = 64,
+                      download: bool = False, limit: int | None = None) -> list[Scene]:
+    """The real Penn-Fudan pedestrian photographs as scenes of the same format as :func:`detection_scenes`.
+
+    Where a network exists (the ``full`` profile, Colab, Kaggle), the detection and segmentation
+    chapters' code runs on real boxes and masks through this reader; offline it needs the unpacked
+    folder. Penn-Fudan (Wang, Shi, Song and Shen, 2007; the set of torchvision's detection
+    tutorial) has ``PNGImages/NAME.png`` photographs and ``PedMasks/NAME_mask.png`` instance masks
+    (0 background, ``i`` the ``i``-th pedestrian).
+
+    Args:
+        root: the folder holding ``PennFudanPed/`` (default :func:`companion.data.cache_dir`).
+        image_size: each photograph is made grey and resized (its masks with nearest neighbours) to
+            ``image_size`` x ``image_size``, as the synthetic scenes are; ``None`` keeps its size.
+        download: fetch and unpack :data:`PENN_FUDAN_URL` (51 MB) when the folder is missing.
+        limit: read only the first ``limit`` photographs (in name order).
+
+    Returns:
+        pairs ``(image, target)``: ``image`` ``float32`` ``(1, H, W)`` in [0, 1]; ``target`` with
+        ``boxes`` ``float32`` ``(K, 4)`` (``xyxy`` in pixel edges, tight around each mask, as in
+        :func:`detection_scenes`), ``labels`` ``int64`` ``(K,)`` (all 1, "pedestrian") and
+        ``masks`` ``bool`` ``(K, H, W)``. A pedestrian whose mask vanishes in the resize is dropped.
+
+    Raises:
+        FileNotFoundError: when the folder is missing and ``download`` is false (the message says
+            how to get it).
+        ValueError: for an ``image_size`` below 8 or a ``limit`` below 1.
+    """
+    from PIL import Image
+
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
+                                   or image_size < 8):
+        raise ValueError(f"image_size must be an int >= 8 or None, got {image_size!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    folder = Path(root if root is not None else data.cache_dir()) / "PennFudanPed"
+    if not (folder / "PNGImages").is_dir():
+        if not download:
+            raise FileNotFoundError(
+                f"no Penn-Fudan folder at {folder}: call penn_fudan_scenes(download=True) where a "
+                f"network exists, or unpack {PENN_FUDAN_URL} into {folder.parent}")
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(PENN_FUDAN_URL, str(folder.parent))
+    names = sorted(p.stem for p in (folder / "PNGImages").glob("*.png"))[:limit]
+    scenes: list[Scene] = []
+    for name in names:
+        grey = Image.open(folder / "PNGImages" / f"{name}.png").convert("L")
+        instances = Image.open(folder / "PedMasks" / f"{name}_mask.png")
+        if image_size is not None:
+            grey = grey.resize((image_size, image_size), Image.BILINEAR)
+            instances = instances.resize((image_size, image_size), Image.NEAREST)
+        image = torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0)[None]  # (1, H, W)
+        ids = torch.from_numpy(np.asarray(instances, dtype=np.int64))  # (H, W), 0 = background
+        present = [int(i) for i in torch.unique(ids) if i > 0]
+        masks = torch.stack([ids == i for i in present]) if present else \
+            torch.zeros(0, *ids.shape, dtype=torch.bool)  # (K, H, W)
+        boxes = torch.stack([mask_to_box(m) for m in masks]) if present else torch.zeros(0, 4)
+        scenes.append((image, {"boxes": boxes.float(), "labels": torch.ones(len(present), dtype=torch.int64),
+                               "masks": masks}))
+    return scenes

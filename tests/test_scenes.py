@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torchvision.ops import box_iou, masks_to_boxes
@@ -127,3 +128,50 @@ def test_mask_to_box_uses_pixel_edges_and_refuses_an_empty_mask():
     assert scenes.mask_to_box(mask).tolist() == [1.0, 2.0, 6.0, 4.0]
     with pytest.raises(ValueError, match="empty"):
         scenes.mask_to_box(torch.zeros(3, 3, dtype=torch.bool))
+
+
+def _fake_penn_fudan(root, sizes=((40, 60), (50, 30))):
+    """A folder laid out as Penn-Fudan's: PNGImages/NAME.png and PedMasks/NAME_mask.png."""
+    from PIL import Image
+
+    folder = root / "PennFudanPed"
+    (folder / "PNGImages").mkdir(parents=True)
+    (folder / "PedMasks").mkdir()
+    rng = np.random.default_rng(0)
+    for n, (h, w) in enumerate(sizes):
+        name = f"FudanPed{n:05d}"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / "PNGImages" / f"{name}.png")
+        ids = np.zeros((h, w), dtype=np.uint8)
+        ids[5:20, 3:11] = 1  # rows 5-19, columns 3-10
+        if n == 0:
+            ids[22:38, 30:45] = 2
+        Image.fromarray(ids, mode="L").save(folder / "PedMasks" / f"{name}_mask.png")
+    return folder
+
+
+def test_penn_fudan_is_read_into_the_scenes_format(tmp_path):
+    _fake_penn_fudan(tmp_path)
+    full = scenes.penn_fudan_scenes(tmp_path, image_size=None)
+    assert len(full) == 2 and [len(t["labels"]) for _, t in full] == [2, 1]
+    image, target = full[0]
+    assert image.shape == (1, 40, 60) and image.dtype == torch.float32 and 0 <= image.min() and image.max() <= 1
+    torch.testing.assert_close(target["boxes"], torch.tensor([[3.0, 5, 11, 20], [30, 22, 45, 38]]))
+    assert target["labels"].tolist() == [1, 1] and target["masks"].shape == (2, 40, 60)
+    assert int(target["masks"][0].sum()) == 15 * 8
+    # torchvision's boxes from the same masks are pixel indices: ours end one pixel further
+    torch.testing.assert_close(masks_to_boxes(target["masks"]) + torch.tensor([0, 0, 1, 1]),
+                               target["boxes"])
+    small = scenes.penn_fudan_scenes(tmp_path, image_size=32, limit=1)
+    assert len(small) == 1 and small[0][0].shape == (1, 32, 32) and small[0][1]["masks"].shape[1:] == (32, 32)
+    for box, mask in zip(small[0][1]["boxes"], small[0][1]["masks"]):
+        torch.testing.assert_close(box, scenes.mask_to_box(mask))
+
+
+def test_penn_fudan_without_the_folder_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        scenes.penn_fudan_scenes(tmp_path)
+    _fake_penn_fudan(tmp_path)
+    with pytest.raises(ValueError, match="image_size"):
+        scenes.penn_fudan_scenes(tmp_path, image_size=4)
+    with pytest.raises(ValueError, match="limit"):
+        scenes.penn_fudan_scenes(tmp_path, limit=0)

@@ -45,6 +45,12 @@ def group_norm(x, num_groups, gamma, beta, eps=1e-5, *, mistake=None):
     return gamma.view(1, -1, 1, 1) * x_hat + beta.view(1, -1, 1, 1)
 
 
+def update_running_stats(running_mean, running_var, x, momentum=0.1, *, mistake=None):
+    mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=mistake != "biased")
+    m = {"reversed": 1 - momentum, "replaced": 1.0, "not updated": 0.0}.get(mistake, momentum)
+    return (1 - m) * running_mean + m * mean, (1 - m) * running_var + m * var
+
+
 def train_step(model, optimizer, x, y, *, mistake=None):
     if mistake != "no train":
         model.train()
@@ -72,21 +78,25 @@ WRONG = [
     ("q1", batch_norm_backward, "no gamma", "gamma is missing from dx"),
     ("q1", batch_norm_backward, "unbiased", "unbiased one"),
     ("q1", batch_norm_backward, "swapped", "dgamma and dbeta are swapped"),
-    ("q2", group_norm, "interleaved", "groups are over the wrong axis"),
-    ("q2", group_norm, "batch", "statistics include the batch"),
-    ("q2", group_norm, "instance", "instance norm"),
-    ("q2", group_norm, "layer", "layer norm"),
-    ("q2", group_norm, "unbiased", "unbiased one"),
+    ("q4", group_norm, "interleaved", "groups are over the wrong axis"),
+    ("q4", group_norm, "batch", "statistics include the batch"),
+    ("q4", group_norm, "instance", "instance norm"),
+    ("q4", group_norm, "layer", "layer norm"),
+    ("q4", group_norm, "unbiased", "unbiased one"),
+    ("q2", update_running_stats, "biased", "still the colleague's bug"),
+    ("q2", update_running_stats, "reversed", "momentum is reversed"),
+    ("q2", update_running_stats, "replaced", "replaced by the batch statistics"),
+    ("q2", update_running_stats, "not updated", "not updated"),
     ("q3", train_step, "no zero_grad", "gradients are not reset"),
     ("q3", train_step, "no train", "not put in training mode"),
     ("q3", train_step, "step first", "weights never change"),
     ("q3", train_step, "no step", "weights never change"),
     ("q3", train_step, "softmax", "softmax is applied before the loss"),
     ("q3", train_step, "sum", "summed over the batch"),
-    ("q4", predicted_factor, "no change", "1 would mean the gradient does not change"),
-    ("q4", predicted_factor, "grows", "10 is the other way round"),
-    ("q4", predicted_factor, "squared", "one factor of 10 too many"),
-    ("q4", predicted_factor, "grows squared", "100 grows"),
+    ("q5", predicted_factor, "no change", "1 would mean the gradient does not change"),
+    ("q5", predicted_factor, "grows", "10 is the other way round"),
+    ("q5", predicted_factor, "squared", "one factor of 10 too many"),
+    ("q5", predicted_factor, "grows squared", "100 grows"),
 ]
 
 
@@ -109,10 +119,11 @@ CHEATS = [
     ("q1", _bn_by_autograd),
     ("q1", _bn_by_layer),
     ("q1", lambda g, x, gamma, eps=1e-5: companion.backward.batch_norm_backward(g, x, gamma, eps)),
-    ("q2", lambda x, g, gamma, beta, eps=1e-5: F.group_norm(x, g, gamma, beta, eps)),
-    ("q2", lambda x, g, gamma, beta, eps=1e-5: torch.nn.functional.layer_norm(
+    ("q2", lambda m, v, x, momentum=0.1: (F.batch_norm(x, m, v, training=True, momentum=momentum), (m, v))[1]),
+    ("q4", lambda x, g, gamma, beta, eps=1e-5: F.group_norm(x, g, gamma, beta, eps)),
+    ("q4", lambda x, g, gamma, beta, eps=1e-5: torch.nn.functional.layer_norm(
         x.reshape(x.shape[0], g, -1), x.reshape(x.shape[0], g, -1).shape[-1:], eps=eps).reshape(x.shape)
         * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)),
-    ("q2", lambda x, g, gamma, beta, eps=1e-5: companion.norm.GroupNorm(g, x.shape[1], eps=eps).double()(x)
+    ("q4", lambda x, g, gamma, beta, eps=1e-5: companion.norm.GroupNorm(g, x.shape[1], eps=eps).double()(x)
         * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)),
 ]

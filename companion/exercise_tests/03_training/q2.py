@@ -1,15 +1,17 @@
-"""Exercise 3, question 2: group normalisation from scratch, ``group_norm``.
+"""Exercise 3, question 2: find the bug in a colleague's running statistics, ``update_running_stats``.
 
-Each image's C channels are split into G groups of C/G *consecutive* channels, and each group of
-each image is standardised over its channels and positions with the biased variance, then scaled
-and shifted per channel. The reference is ``torch.nn.functional.group_norm``. Each known mistake is
-a normalisation over other axes (groups of interleaved channels, the batch included, one group per
-channel, all channels at once) or the unbiased variance.
-Wu & He (2018), https://arxiv.org/abs/1803.08494.
-An otter-grader exception-based test file that also defines ``QUESTION`` for ``companion.grade``.
+The notebook shows a colleague's update of batch norm's running statistics that blends in the
+*biased* batch variance, the one the forward pass normalises with (a typical bug: PyTorch keeps
+the unbiased one, and with small batches the running variance then comes out too small). The
+learner writes the fixed update.
+
+Batch normalisation: Ioffe & Szegedy (2015), https://arxiv.org/abs/1502.03167 (section 3.1 for
+the statistics used at inference). The reference is
+``torch.nn.functional.batch_norm(..., training=True)``, which updates the running
+mean and variance it is given in place. An otter-grader exception-based test file that also
+defines ``QUESTION`` for ``companion.grade``.
 """
 
-import torch
 import torch.nn.functional as F
 from otter.test_files import test_case
 
@@ -17,100 +19,75 @@ from companion.grade import Case, Forbidden, Mistake, Question
 
 OK_FORMAT = False
 name = "q2"
-points = 3
+points = 2
 
 
-def torch_group_norm(x, num_groups, gamma, beta, eps):
-    return F.group_norm(x, num_groups, gamma, beta, eps)
+def torch_running_stats(running_mean, running_var, x, momentum):
+    mean, var = running_mean.clone(), running_var.clone()
+    F.batch_norm(x, mean, var, training=True, momentum=momentum)  # updates mean and var in place
+    return mean, var
 
 
-def standardised(x, groups_shape, axes, eps, unbiased=False):
-    """x viewed as groups_shape, standardised over axes, back to x's shape."""
-    v = x.reshape(groups_shape)
-    mean = v.mean(dim=axes, keepdim=True)
-    var = v.var(dim=axes, unbiased=unbiased, keepdim=True)
-    return ((v - mean) / torch.sqrt(var + eps)).reshape(x.shape)
+def biased_running_variance(running_mean, running_var, x, momentum):
+    mean, _ = torch_running_stats(running_mean, running_var, x, momentum)
+    biased = x.var(dim=(0, 2, 3), unbiased=False)  # (C,)
+    return mean, (1 - momentum) * running_var + momentum * biased
 
 
-def affine(x_hat, gamma, beta):
-    return gamma.view(1, -1, 1, 1) * x_hat + beta.view(1, -1, 1, 1)  # (C,) -> (1, C, 1, 1)
-
-
-def interleaved(x, g, gamma, beta, eps):
-    """Groups of every G-th channel: channel c in group c % G (a reshape (N, C/G, G, H, W))."""
-    n, c, h, w = x.shape
-    if g in (1, c):
-        return None
-    return affine(standardised(x, (n, c // g, g, h, w), (1, 3, 4), eps), gamma, beta)
-
-
-def with_batch(x, g, gamma, beta, eps):
-    """Each group's statistics over the whole batch too."""
-    n, c, h, w = x.shape
-    if n == 1:
-        return None
-    return affine(standardised(x, (n, g, c // g, h, w), (0, 2, 3, 4), eps), gamma, beta)
-
-
-def unbiased(x, g, gamma, beta, eps):
-    n, c, h, w = x.shape
-    return affine(standardised(x, (n, g, c // g, h, w), (2, 3, 4), eps, unbiased=True), gamma, beta)
-
-
-SETTINGS = [(2, 6, 2, 4, 4), (3, 8, 4, 3, 3), (1, 6, 3, 5, 4), (4, 4, 2, 2, 3), (2, 9, 3, 3, 3),
-            (2, 8, 1, 3, 3), (2, 4, 4, 3, 3)]  # N, C, G, H, W
+# momentum of each case; the running statistics, batch sizes and values are random.
+MOMENTA = [0.1, 0.1, 0.3, 0.05, 0.2]
 
 
 def cases(draw):
     found = []
-    for n, c, g, h, w in SETTINGS:
-        x = draw.normal(n, c, h, w, scale=2.0) + draw.normal(1, c, 1, 1, scale=2.0)  # a mean per channel
-        gamma, beta = 1 + draw.normal(c, scale=0.5), draw.normal(c)
-        found.append(Case((x, g, gamma, beta, 1e-5), f"x of shape ({n}, {c}, {h}, {w}), num_groups={g}"))
+    for momentum in MOMENTA:
+        n, c, h, w = draw.int(2, 4), draw.int(1, 3), draw.int(2, 3), draw.int(2, 3)
+        x = draw.normal(n, c, h, w, scale=2.0) + draw.normal(1, c, 1, 1)
+        running_mean, running_var = draw.normal(c), 1 + draw.normal(c).abs()
+        found.append(Case((running_mean, running_var, x, momentum),
+                          f"x of shape ({n}, {c}, {h}, {w}), momentum={momentum}"))
     return found
 
 
 QUESTION = Question(
     name="q2",
-    function="group_norm",
+    function="update_running_stats",
     points=points,
-    reference=torch_group_norm,
-    oracle="torch.nn.functional.group_norm",
+    reference=torch_running_stats,
+    oracle="torch.nn.functional.batch_norm(x, running_mean, running_var, training=True, momentum=momentum)",
     cases=cases,
     mistakes=(
-        Mistake("the groups are over the wrong axis: they hold every G-th channel (channel c in group c % G), "
-                "as x.reshape(N, C // G, G, H, W) makes them. A group is C/G *consecutive* channels: reshape "
-                "to (N, G, C // G, H, W).", value=interleaved),
-        Mistake("the statistics include the batch: group norm standardises each image on its own, over the "
-                "channels of one group and all positions, never across images.", value=with_batch),
-        Mistake("each channel is normalised on its own (instance norm): num_groups channels share nothing; the "
-                "statistics are over the C/G channels of a group.",
-                value=lambda x, g, gm, b, e: (affine(standardised(x, x.shape, (2, 3), e), gm, b)
-                                              if g != x.shape[1] else None)),
-        Mistake("all channels are normalised together (layer norm): split them into num_groups groups first.",
-                value=lambda x, g, gm, b, e: affine(standardised(x, x.shape, (1, 2, 3), e), gm, b) if g > 1 else None),
-        Mistake("the variance is the unbiased one (divided by M - 1): normalise with the biased variance, "
-                "divided by the number of values M.", value=unbiased),
+        Mistake("this is still the colleague's bug: the running variance uses the biased batch variance. "
+                "PyTorch normalises the batch with the biased variance but updates running_var with the "
+                "*unbiased* one (divided by m - 1).",
+                value=biased_running_variance),
+        Mistake("the momentum is reversed: PyTorch's momentum is the weight of the *new* batch statistic, "
+                "new = (1 - momentum) * running + momentum * batch.",
+                value=lambda m, v, x, momentum: torch_running_stats(m, v, x, 1 - momentum)),
+        Mistake("the running statistics are replaced by the batch statistics: blend them with the momentum.",
+                value=lambda m, v, x, momentum: torch_running_stats(m, v, x, 1.0)),
+        Mistake("the running statistics are not updated: return the blended new values.",
+                value=lambda m, v, x, momentum: (m, v)),
     ),
     hints=(
-        "Reshape x from (N, C, H, W) to (N, G, C // G, H, W): which axes hold the values of one group of "
-        "one image?",
-        "Take the mean and the biased variance over those axes (keepdim=True), standardise, reshape back.",
-        "gamma and beta have one value per channel, (C,): view them as (1, C, 1, 1) after reshaping back.",
+        "Compare the colleague's running_var with nn.BatchNorm2d's after one batch of 2 images of 1 x 1 pixels: "
+        "by what factor do they differ, and how does that factor depend on the batch?",
+        "Compute the batch mean and variance per channel, over dims (0, 2, 3).",
+        "new = (1 - momentum) * running + momentum * batch_statistic, for the mean and for the variance.",
+        "For the running variance PyTorch uses the unbiased batch variance (divided by m - 1, m = N*H*W).",
     ),
-    forbidden=Forbidden(
-        ops=("aten.native_group_norm", "aten.group_norm", "aten.native_layer_norm", "aten.layer_norm",
-             "aten.instance_norm", "aten.batch_norm", "aten.native_batch_norm", "aten.batch_norm_update_stats",
-             "aten.batch_norm_stats"),
-        modules=("companion.norm",),
-        names=("group_norm", "GroupNorm", "layer_norm", "LayerNorm", "instance_norm", "InstanceNorm2d",
-               "batch_norm", "BatchNorm2d", "batch_norm_update_stats", "batch_norm_stats"),
-        what="group normalisation"),
-    rtol=1e-5,
-    atol=1e-6,
+    forbidden=Forbidden(ops=("aten.native_batch_norm", "aten._native_batch_norm_legit", "aten.batch_norm",
+                             "aten._native_batch_norm_legit_functional", "aten._batch_norm_impl_index",
+                             "aten.batch_norm_stats", "aten.batch_norm_update_stats", "aten.batch_norm_elemt",
+                             "aten._batch_norm_with_update", "aten._batch_norm_with_update_functional",
+                             "aten._batch_norm_no_update", "aten._native_batch_norm_legit_no_training"),
+                        modules=("companion.norm",),
+                        names=("batch_norm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "batch_norm_update_stats",
+                               "batch_norm_stats"),
+                        what="the running-statistics update"),
 )
 
 
 @test_case(points=points)
-def test_group_norm(group_norm):
-    QUESTION.assert_passes(group_norm)
+def test_update_running_stats(update_running_stats):
+    QUESTION.assert_passes(update_running_stats)

@@ -198,7 +198,7 @@ def test_check_hint_and_total_print_the_verdict_the_hints_and_the_score(capsys):
     assert "q1 (conv_output_size): PASS  2/2 points" in out
     assert "(note: q2 grades corr2d; you passed <lambda>)" in out and "q2 (corr2d): FAIL  0/3" in out
     assert "Hint 1 of 3 for q1" in out and "Hint 3 of 3" in out and "No more hints for q1" in out
-    assert "q3  conv2d" in out and "not checked" in out and "Total: 2 / 10 points" in out
+    assert "q3  conv2d" in out and "not checked" in out and "Total: 2 / 19 points" in out
 
 
 def test_exercise_names_what_exists_when_asked_for_something_else():
@@ -342,12 +342,12 @@ check = lambda *args: print("PASS")"""),))
     rows = {row["submission"]: row for row in csv.DictReader(out.open())}
     scores = {name: (row["q1"], row["q2"], row["q3"], row["total"]) for name, row in rows.items()}
     assert scores == {
-        "correct.ipynb": ("2", "3", "5", "10"), "partial.ipynb": ("2", "0", "0", "2"),
-        "wrong.ipynb": ("0", "0", "0", "0"), "raises.ipynb": ("0", "3", "5", "8"),
-        "loops.ipynb": ("2", "3", "0", "5"), "exits.ipynb": ("2", "3", "5", "10"),
-        "kills.ipynb": ("2", "0", "5", "7"), "hogs.ipynb": ("0", "3", "5", "8"),
-        "prints.ipynb": ("2", "3", "5", "10"), "tampers.ipynb": ("0", "0", "0", "0"),
-        "cheats.ipynb": ("2", "3", "0", "5"), "unreadable.ipynb": ("0", "0", "0", "0")}
+        "correct.ipynb": ("2", "3", "5", "19"), "partial.ipynb": ("2", "0", "0", "2"),
+        "wrong.ipynb": ("0", "0", "0", "0"), "raises.ipynb": ("0", "3", "5", "17"),
+        "loops.ipynb": ("2", "3", "0", "14"), "exits.ipynb": ("2", "3", "5", "19"),
+        "kills.ipynb": ("2", "0", "5", "16"), "hogs.ipynb": ("0", "3", "5", "17"),
+        "prints.ipynb": ("2", "3", "5", "19"), "tampers.ipynb": ("0", "0", "0", "0"),
+        "cheats.ipynb": ("2", "3", "0", "14"), "unreadable.ipynb": ("0", "0", "0", "0")}
     feedback = {p.stem: p.read_text() for p in (tmp_path / "grades_feedback").iterdir()}
     assert set(feedback) == {name.removesuffix(".ipynb") for name in rows}
     assert "Likely mistake: off by one" in feedback["wrong"] and "kernel is flipped" in feedback["wrong"]
@@ -362,7 +362,7 @@ check = lambda *args: print("PASS")"""),))
     assert "conv2d calls F.conv2d, aten." in feedback["cheats"] and "aten.convolution" in feedback["cheats"]
     assert "could not be read" in feedback["unreadable"] and "seed 7" in feedback["correct"]
     assert not list(tmp_path.glob(".grades*")) and "graded 12 submissions" in printed
-    assert re.search(r"^correct.ipynb +q1 2/2  q2 3/3  q3 5/5  total 10/10  \(\d+\.\d s\)$", printed, re.M)
+    assert re.search(r"^correct.ipynb +q1 2/2  q2 3/3  q3 5/5  q4 2/2  q5 3/3  q6 4/4  total 19/19  \(\d+\.\d s\)$", printed, re.M)
 
 
 def test_cli_says_what_is_wrong_with_its_arguments(tmp_path, capsys):

@@ -186,12 +186,12 @@ for path in ['/dev/tty', '/proc/{grader}/fd/1', '/proc/{grader}/fd/2']:
     assert _scores(rows["d_reads.ipynb"]) == ("0", "0", "0", "0"), "read the masters, classmates or paths"
     assert "read files outside its directory" in rows["d_reads.ipynb"]["flagged"]
     assert "sent signals" in rows["b_signals.ipynb"]["flagged"] and "used ctypes" in rows["b_signals.ipynb"]["flagged"]
-    assert _scores(rows["c_survivor.ipynb"]) == ("2", "3", "5", "10")
-    assert _scores(rows["zz_victim.ipynb"]) == ("2", "3", "5", "10"), "a classmate's grade was changed"
+    assert _scores(rows["c_survivor.ipynb"]) == ("2", "3", "5", "19")
+    assert _scores(rows["zz_victim.ipynb"]) == ("2", "3", "5", "19"), "a classmate's grade was changed"
     assert "wrote outside its directory" in rows["e_writes.ipynb"]["flagged"]
     assert victim.read_text().startswith("{") and len(victim.read_text()) > 1000 and not (folder / "planted.ipynb").exists()
     assert not Path(f"/tmp/planted-{marker}").exists()
-    assert "Submission: zz_victim.ipynb" in feedback["zz_victim.txt"] and "Score: 10 / 10" in feedback["zz_victim.txt"]
+    assert "Submission: zz_victim.ipynb" in feedback["zz_victim.txt"] and "Score: 19 / 19" in feedback["zz_victim.txt"]
     assert f"FAKE-{marker}" not in printed.out + printed.err, "a submission printed on the instructor's console"
 
 
@@ -229,7 +229,7 @@ def test_forbidden_calls_are_caught_however_they_are_hidden(tmp_path):
         _notebook(folder, f"{name}.ipynb", {**RIGHT, "conv2d": source})
     rows, feedback, _ = _grade(folder, out, "--timeout", "20")
     for name in hidden:
-        assert _scores(rows[f"{name}.ipynb"]) == ("2", "3", "0", "5"), (name, feedback[f"{name}.txt"])
+        assert _scores(rows[f"{name}.ipynb"]) == ("2", "3", "0", "14"), (name, feedback[f"{name}.txt"])
         assert "yourself, so the answer scores 0" in feedback[f"{name}.txt"] or "Refused" in feedback[f"{name}.txt"], name
     for name in ("thread", "dispatch", "getattr", "slow_conv", "patches"):  # seen at run time only
         assert "calls aten." in feedback[f"{name}.txt"], (name, feedback[f"{name}.txt"])
@@ -315,18 +315,18 @@ def test_careless_but_honest_notebooks_keep_their_points(tmp_path):
                                                           "def corr2d(x, kernel):\n    return _dense(x, kernel).to_sparse()"})
     _notebook(folder, "huge_cell.ipynb", RIGHT, extra=((3, "data = " + repr("x" * 2_300_000) + "\nprint(len(data))"),))
     rows, feedback, seconds = _grade(folder, out, "--timeout", "3", "--budget", "120")
-    assert _scores(rows["huge_cell.ipynb"]) == ("2", "3", "5", "10"), feedback["huge_cell.txt"]
+    assert _scores(rows["huge_cell.ipynb"]) == ("2", "3", "5", "19"), feedback["huge_cell.txt"]
     assert float(re.search(r"graded in ([\d.]+) s", feedback["huge_cell.txt"]).group(1)) < 45  # under load; 32 s in the grader alone before
-    assert _scores(rows["slow_cells_after.ipynb"]) == ("2", "3", "5", "10"), feedback["slow_cells_after.txt"]
+    assert _scores(rows["slow_cells_after.ipynb"]) == ("2", "3", "5", "19"), feedback["slow_cells_after.txt"]
     assert "ran longer" not in feedback["slow_cells_after.txt"]  # cells no answer needs are not run
-    assert _scores(rows["display_left.ipynb"]) == ("2", "3", "5", "10"), feedback["display_left.txt"]
-    assert _scores(rows["fd_leak.ipynb"]) == ("2", "3", "5", "10"), feedback["fd_leak.txt"]
-    assert _scores(rows["huge_int.ipynb"]) == ("0", "3", "5", "8"), feedback["huge_int.txt"]
+    assert _scores(rows["display_left.ipynb"]) == ("2", "3", "5", "19"), feedback["display_left.txt"]
+    assert _scores(rows["fd_leak.ipynb"]) == ("2", "3", "5", "19"), feedback["fd_leak.txt"]
+    assert _scores(rows["huge_int.ipynb"]) == ("0", "3", "5", "17"), feedback["huge_int.txt"]
     assert "about 331 digits" in feedback["huge_int.txt"]
-    assert _scores(rows["nested.ipynb"]) == ("2", "0", "5", "7") and "nested tensor" in feedback["nested.txt"]
-    assert _scores(rows["meta.ipynb"]) == ("2", "3", "0", "5") and "meta device" in feedback["meta.txt"]
+    assert _scores(rows["nested.ipynb"]) == ("2", "0", "5", "16") and "nested tensor" in feedback["nested.txt"]
+    assert _scores(rows["meta.ipynb"]) == ("2", "3", "0", "14") and "meta device" in feedback["meta.txt"]
     assert "Not answered yet" not in feedback["meta.txt"] + feedback["sparse.txt"]
-    assert _scores(rows["sparse.ipynb"]) == ("2", "0", "5", "7") and "sparse" in feedback["sparse.txt"]
+    assert _scores(rows["sparse.ipynb"]) == ("2", "0", "5", "16") and "sparse" in feedback["sparse.txt"]
     assert all(row["flagged"] == "" for row in rows.values()), {n: r["flagged"] for n, r in rows.items()}
 
 
@@ -409,7 +409,7 @@ time.sleep(60)"""),))
         (3, "import time\ntime.sleep(5.5)") for _ in range(20)))
     rows, feedback, seconds = _grade(folder, out, "--timeout", "6", "--memory", "300", "--budget", "20")
     assert "used more than 300 MB of memory; it was skipped" in feedback["forks_hogs.txt"], feedback["forks_hogs.txt"]
-    assert _scores(rows["forks_hogs.ipynb"]) == ("2", "3", "5", "10")
+    assert _scores(rows["forks_hogs.ipynb"]) == ("2", "3", "5", "19")
     assert "time budget (20 s)" in feedback["slow_everywhere.txt"]
     assert seconds < 60  # 20 cells of 5.5 s each would take 110 s
 

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from companion._checks import check_positive_int, check_tensor
+from companion.simclr import extract_features
 from companion.train import warmup_cosine
 
 __all__ = ["ENCODER_CHANNELS", "METRICS", "ConvAutoencoder", "EmbeddingIndex", "TrainLog", "conv_decoder",
@@ -315,9 +316,11 @@ def train_autoencoder(model: nn.Module, images: Tensor, *, epochs: int = 1, batc
     return log
 
 
-@torch.no_grad()
 def encode(model: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
     """The codes of ``images``: ``model.features(x)`` (or ``model(x)``) in eval mode, batch by batch.
+
+    The same computation as :func:`companion.simclr.extract_features` (chapter 13's frozen features),
+    which it calls.
 
     Args:
         model: an autoencoder (its ``features`` is the encoder) or an encoder.
@@ -328,16 +331,9 @@ def encode(model: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_tensor(images, "images", ndim=4, shape_hint="(N, C, H, W)", floating=True)
-    check_positive_int(batch_size, "batch_size")
-    was_training = model.training
-    model.eval()
-    forward = getattr(model, "features", model)
-    device = next(model.parameters(), images).device
-    out = [forward(images[i:i + batch_size].to(device)).flatten(1).float().cpu()  # (B, D)
-           for i in range(0, len(images), batch_size)]
-    model.train(was_training)
-    return torch.cat(out) if out else images.new_zeros(0, 0)  # (N, D)
+    if isinstance(images, Tensor) and images.dim() == 4 and len(images) == 0:
+        return images.new_zeros(0, 0)  # (0, D): nothing to encode
+    return extract_features(model, images, batch_size)  # (N, D)
 
 
 # --- retrieval ---------------------------------------------------------------------------------------

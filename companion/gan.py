@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion._checks import check_positive_int, check_tensor
+from companion.verification import roc_auc
 
 __all__ = ["GENERATOR_LOSSES", "GANLog", "anomaly_auc", "anomaly_score", "discriminator_loss",
            "discriminator_step", "generator_loss", "generator_step", "latent_search", "sample",
@@ -349,9 +350,9 @@ def anomaly_score(images: Tensor, reconstructions: Tensor, logits: Tensor | None
 def anomaly_auc(normal_scores: Tensor, anomalous_scores: Tensor) -> float:
     """The area under the ROC curve of anomaly scores: P(score of an anomaly > score of a normal image).
 
-    Computed by counting pairs (the Mann-Whitney statistic), ties counting 1/2: equal to
-    ``sklearn.metrics.roc_auc_score`` with anomalies as the positive class. 1 separates perfectly,
-    0.5 is chance.
+    It is the Mann-Whitney statistic (pairs ranked right, ties counting 1/2), computed as the area
+    under chapter 19's ROC curve (:func:`companion.verification.roc_auc`) with anomalies as the
+    positive class: equal to ``sklearn.metrics.roc_auc_score``. 1 separates perfectly, 0.5 is chance.
 
     Raises:
         TypeError, ValueError: the scores are not non-empty 1-D tensors, or hold NaN.
@@ -362,6 +363,6 @@ def anomaly_auc(normal_scores: Tensor, anomalous_scores: Tensor) -> float:
         raise ValueError("normal_scores and anomalous_scores must each hold at least one score")
     if torch.isnan(normal).any() or torch.isnan(anomalous).any():
         raise ValueError("the scores contain NaN")
-    above = (anomalous[:, None] > normal[None, :]).double().sum()  # pairs ranked right, (M, N) summed
-    ties = (anomalous[:, None] == normal[None, :]).double().sum()
-    return float((above + 0.5 * ties) / (len(normal) * len(anomalous)))
+    scores = torch.cat([anomalous, normal])  # (M + N,)
+    is_anomaly = torch.cat([torch.ones(len(anomalous)), torch.zeros(len(normal))])  # (M + N,)
+    return roc_auc(scores, is_anomaly)

@@ -342,6 +342,34 @@ def test_fire_module_bypass_adds_its_input() -> None:
     torch.testing.assert_close(fire(x), out + x)
 
 
+def test_squeezenet_complex_bypass_puts_a_1x1_convolution_on_fire_2_4_6_8() -> None:
+    simple, complex_ = squeezenet1_0(bypass=True), squeezenet1_0(bypass=True, complex_bypass=True)
+    fires = [m for m in complex_.features if isinstance(m, Fire)]  # fire2 .. fire9
+    assert [i + 2 for i, fire in enumerate(fires) if fire.bypass] == [3, 5, 7, 9]
+    assert [i + 2 for i, fire in enumerate(fires) if fire.shortcut is not None] == [2, 4, 6, 8]
+    # 96 -> 128, 128 -> 256, 256 -> 384, 384 -> 512, weights and biases
+    extra = sum(c_in * c_out + c_out for c_in, c_out in [(96, 128), (128, 256), (256, 384), (384, 512)])
+    assert count(complex_) - count(simple) == extra == 341_248
+    assert count(squeezenet1_0(complex_bypass=True)) == count(complex_)  # the identity ones are free
+
+
+def test_fire_module_complex_bypass_adds_the_projected_input() -> None:
+    torch.manual_seed(0)
+    fire = Fire(12, 4, 8, 8, complex_bypass=True)
+    x = torch.randn(2, 12, 5, 5)
+    plain = Fire(12, 4, 8, 8)
+    plain.load_state_dict({k: v for k, v in fire.state_dict().items() if not k.startswith("shortcut")})
+    projected = torch.nn.functional.conv2d(x, fire.shortcut.weight, fire.shortcut.bias)  # (2, 16, 5, 5)
+    torch.testing.assert_close(fire(x), projected + plain(x))
+    out = fire(x)
+    out.sum().backward()
+    assert fire.shortcut.weight.grad is not None and fire.squeeze.weight.grad is not None
+    with pytest.raises(ValueError, match="choose bypass .* or complex_bypass"):
+        Fire(16, 4, 8, 8, bypass=True, complex_bypass=True)
+    with pytest.raises(ValueError, match="needs in_channels == expand1x1 \\+ expand3x3"):
+        Fire(12, 4, 8, 8, bypass=True)
+
+
 def test_inverted_residual_uses_its_shortcut_only_when_the_shapes_allow() -> None:
     same = InvertedResidual(16, 16, stride=1, expand_ratio=6).eval()
     x = torch.randn(2, 16, 8, 8)

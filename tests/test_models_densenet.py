@@ -79,3 +79,63 @@ def test_the_channel_walk_of_exercise_9_matches_torchvision_and_the_companion(in
         theirs = torchvision.models.DenseNet(k, blocks, init)
         ours = densenet_module.DenseNet(k, blocks, init)
     assert walk(init, k, blocks, 0.5) == theirs.classifier.in_features == ours.out_channels
+
+
+def _ablated_by_hand(model, weight, columns, x, y):
+    """Accuracy and loss of the whole model with weight[:, columns] set to zero (restored afterwards)."""
+    kept = weight.data[:, columns].clone()
+    weight.data[:, columns] = 0.0
+    with torch.no_grad():
+        logits = model(x)
+    weight.data[:, columns] = kept
+    return float((logits.argmax(1) == y).float().mean()), float(nn.functional.cross_entropy(logits, y))
+
+
+@pytest.mark.parametrize("block", [1, 2])
+def test_reuse_by_ablation_equals_zeroing_each_slice_and_running_the_whole_model(block):
+    torch.manual_seed(0)
+    model = densenet_module.DenseNet(growth_rate=3, block_config=(3, 2), num_init_features=4, num_classes=5,
+                                     in_channels=1, small_input=True)
+    for m in model.modules():  # non-trivial batch norms, so that zeroing after BN-ReLU matters
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.bias.data.normal_(0, 0.5)
+    model.train()
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 5, (64,))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    drop, rise = densenet_module.reuse_by_ablation(model, block, x, y)
+    assert model.training  # its mode is given back
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())  # and its weights
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    base_acc, base_loss = float((logits.argmax(1) == y).float().mean()), float(nn.functional.cross_entropy(logits, y))
+    dense = getattr(model.features, f"denseblock{block}")
+    layers = list(dense.values())
+    after = model.classifier.weight if block == 2 else model.features.transition1.conv.weight
+    targets = [layer.conv1.weight for layer in layers] + [after]
+    c, k = 4 if block == 1 else (4 + 3 * 3) // 2, 3
+    assert drop.shape == rise.shape == (len(layers) + 1, len(layers) + 1)
+    for t, weight in enumerate(targets):
+        for s in range(len(targets)):
+            if s > t:
+                assert drop[t, s].isnan() and rise[t, s].isnan()
+                continue
+            columns = slice(0, c) if s == 0 else slice(c + (s - 1) * k, c + s * k)
+            acc, loss = _ablated_by_hand(model, weight, columns, x, y)
+            assert drop[t, s] == pytest.approx(base_acc - acc, abs=1e-6)
+            assert rise[t, s] == pytest.approx(loss - base_loss, abs=1e-5)
+    assert (rise.nan_to_num() != 0).any()  # the cut connections change the function
+
+
+def test_reuse_by_ablation_names_a_wrong_block_and_wrong_data():
+    model = densenet_module.DenseNet(growth_rate=3, block_config=(2, 2), num_init_features=4, num_classes=5,
+                                     in_channels=1, small_input=True)
+    x, y = torch.randn(4, 1, 8, 8), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"block must be 1 \.\. 2"):
+        densenet_module.reuse_by_ablation(model, 3, x, y)
+    with pytest.raises(ValueError, match="same length"):
+        densenet_module.reuse_by_ablation(model, 1, x, y[:3])
+    with pytest.raises(TypeError, match="must be a DenseNet"):
+        densenet_module.reuse_by_ablation(nn.Linear(2, 2), 1, x, y)

@@ -245,5 +245,99 @@ def feature_reuse(block: DenseBlock, after: Transition | nn.Linear | None = None
     return reuse
 
 
+def _source_slices(block: DenseBlock) -> list[slice]:
+    """The input channels of each source of a block: ``x_0`` (the block's input), then layers ``1 .. L``."""
+    layers = list(block.values())
+    start, growth = layers[0].conv1.in_channels, layers[0].conv2.out_channels
+    return [slice(0, start)] + [slice(start + s * growth, start + (s + 1) * growth) for s in range(len(layers))]
+
+
+@torch.no_grad()
+def reuse_by_ablation(model: DenseNet, block: int, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Feature reuse measured by ablation: what cutting one connection of a dense block costs on held-out data.
+
+    For every target (each dense layer of block ``block``, then the layer that reads the whole block:
+    the next transition, or the classifier after the last block) and every source it reads (the
+    block's input ``x_0`` and the earlier layers' outputs), the source's channels are set to zero at
+    the input of the target's first convolution (after the target's own BN-ReLU; for the classifier,
+    after the final BN-ReLU and pooling), which is the same as zeroing that slice of the target's
+    weight. The rest of the network is unchanged; the drop in accuracy and the rise of the
+    cross-entropy over ``images`` say how much the trained network relies on that connection.
+    Unlike ``feature_reuse`` (the mean ``|w|`` of each slice, the paper's Figure 5), this measures
+    what the connection does, not how large its weights are.
+
+    Args:
+        model: a trained :class:`DenseNet`; it is evaluated in ``eval()`` mode and left in its mode.
+        block: which dense block, 1-based (``denseblock1`` is 1).
+        images: ``Tensor[N, C, H, W]`` held-out images.
+        labels: ``Tensor[N]`` their classes.
+
+    Returns:
+        ``(accuracy_drop, loss_increase)``, each ``Tensor[L + 1, L + 1]``: entry ``[t, s]`` for target
+        ``t`` (``0 .. L - 1`` the dense layers, ``L`` the transition or classifier) and source ``s``
+        (``0``: the block's input, ``s``: layer ``s``); NaN where ``s > t`` (no connection). Accuracy
+        in fractions (0.05 is five points), loss in nats per image, both against the intact model.
+
+    Raises:
+        ValueError: ``block`` is not one of the model's blocks, or ``images`` and ``labels`` differ in length.
+    """
+    if not isinstance(model, DenseNet):
+        raise TypeError(f"model must be a DenseNet, got {type(model).__name__}")
+    names = [name for name in model.features._modules if name.startswith("denseblock")]
+    if block not in range(1, len(names) + 1):
+        raise ValueError(f"block must be 1 .. {len(names)} (the model's dense blocks), got {block!r}")
+    if len(images) != len(labels):
+        raise ValueError(f"images and labels must have the same length, got {len(images)} and {len(labels)}")
+    dense = model.features._modules[f"denseblock{block}"]
+    assert isinstance(dense, DenseBlock)
+    after = model.classifier if block == len(names) else model.features._modules[f"transition{block}"]
+    targets = [layer.conv1.weight for layer in dense.values()]  # layer l: (bn_size * k, C + (l - 1) k, 1, 1)
+    targets.append(after.weight if isinstance(after, nn.Linear) else after.conv.weight)  # (out, C + L k, ...)
+    sources = _source_slices(dense)
+
+    was_training = model.training
+    model.eval()
+    children = list(model.features._modules.values())
+    start = list(model.features._modules).index(f"denseblock{block}")
+    layers = list(dense.values())
+    # The network up to the block, and the block up to each target, do not change: run them once.
+    # inputs[t]: the concatenation [x_0, ..., x_t] that target t reads, (N, C + t k, h, w)
+    z = images
+    for module in children[:start]:
+        z = module(z)
+    inputs = [z]
+    for layer in layers:
+        inputs.append(torch.cat([inputs[-1], layer(inputs[-1])], dim=1))
+
+    def evaluate(t: int) -> tuple[float, float]:
+        """Accuracy and loss, running the network from target ``t`` (its weights as they are now)."""
+        out = inputs[t]
+        for layer in layers[t:]:
+            out = torch.cat([out, layer(out)], dim=1)  # (N, C + (l + 1) k, h, w)
+        for module in children[start + 1:]:
+            out = module(out)
+        logits = model.head(out)  # (N, num_classes)
+        loss = nn.functional.cross_entropy(logits, labels)
+        return float((logits.argmax(1) == labels).float().mean()), float(loss)
+
+    base_acc, base_loss = evaluate(len(layers))
+    rows = len(targets)
+    accuracy_drop = torch.full((rows, rows), float("nan"))
+    loss_increase = torch.full((rows, rows), float("nan"))
+    try:
+        for t, weight in enumerate(targets):
+            for s in range(t + 1):  # target t reads x_0 and layers 1 .. t
+                kept = weight[:, sources[s]].clone()
+                weight[:, sources[s]] = 0.0  # the source's channels no longer reach the target
+                try:
+                    acc, loss = evaluate(t)
+                finally:
+                    weight[:, sources[s]] = kept
+                accuracy_drop[t, s], loss_increase[t, s] = base_acc - acc, loss - base_loss
+    finally:
+        model.train(was_training)
+    return accuracy_drop, loss_increase
+
+
 __all__ = ["DENSENET121_BLOCKS", "DenseBlock", "DenseLayer", "DenseNet", "Transition", "densenet121",
-           "feature_reuse", "min_input_size"]
+           "feature_reuse", "min_input_size", "reuse_by_ablation"]

@@ -20,7 +20,7 @@ from companion.models import densenet as densenet_module
 from companion.models.preact import PreActBlock, preact_resnet18
 from companion.models.resnet import RESNET18_LAYERS, RESNET50_LAYERS, BasicBlock, Bottleneck, ResNet
 from companion.models.se import SEBasicBlock, SEBlock, SEBottleneck, se_resnet50
-from companion.models.wrn import wide_resnet
+from companion.models.wrn import WideBlock, blocks_per_group, wide_resnet
 
 # (ours, torchvision's, input side): same names, same shapes, same function. The side is the smallest
 # that leaves a 2x2 last feature map, so that pooling and flattening are really exercised: a ResNet
@@ -366,3 +366,103 @@ def test_bad_architecture_arguments():
         SEBlock(16)(torch.randn(1, 8, 4, 4))
     with pytest.raises(TypeError, match="block must be a DenseBlock"):
         densenet_module.feature_reuse(nn.Linear(2, 2))
+
+
+# --- WRN block types and dropout placement (Zagoruyko & Komodakis, section 2.1 and 2.4) ----------
+
+def _copy_preact_into_wide(block: PreActBlock, wide) -> None:
+    """Load a PreActBlock's weights into a WideBlock B(3,3) (different names, same tensors)."""
+    wide.norms[0].load_state_dict(block.bn1.state_dict())
+    wide.norms[1].load_state_dict(block.bn2.state_dict())
+    wide.convs[0].load_state_dict(block.conv1.state_dict())
+    wide.convs[1].load_state_dict(block.conv2.state_dict())
+    if block.shortcut is not None:
+        wide.shortcut.load_state_dict(block.shortcut.state_dict())
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "stride"), [(8, 8, 1), (8, 16, 2)])
+def test_wide_block_b33_is_the_preact_block_with_dropout_between_the_convolutions(c_in, c_out, stride):
+    torch.manual_seed(0)
+    block = PreActBlock(c_in, c_out, stride, dropout=0.3)
+    randomise_norms(block)
+    wide = WideBlock(c_in, c_out, stride, kernels=(3, 3), dropout=0.3)
+    _copy_preact_into_wide(block, wide)
+    x = torch.randn(2, c_in, 7, 6, requires_grad=True)
+    for mode in ("eval", "train"):
+        getattr(block, mode)()
+        getattr(wide, mode)()
+        torch.manual_seed(1)
+        ours = wide(x)
+        torch.manual_seed(1)  # the same dropout mask
+        theirs = block(x)
+        torch.testing.assert_close(ours, theirs)
+        upstream = torch.randn_like(ours)
+        torch.testing.assert_close(torch.autograd.grad(ours, x, upstream)[0],
+                                   torch.autograd.grad(theirs, x, upstream)[0])
+
+
+def test_wide_block_dropout_on_the_output_drops_the_shortcut_too():
+    torch.manual_seed(0)
+    p = 0.3
+    between = WideBlock(16, 16, dropout=p, dropout_at="between").train()
+    output = WideBlock(16, 16, dropout=p, dropout_at="output").train()
+    output.load_state_dict(between.state_dict())
+    with torch.no_grad():
+        for block in (between, output):
+            block.convs[-1].weight.zero_()  # F(x) = 0: only the shortcut is left
+        x = torch.randn(8, 16, 8, 8) + 3.0  # no zeros in x
+        # dropout inside the branch cannot touch the identity path
+        torch.testing.assert_close(between(x), x)
+        torch.manual_seed(2)
+        y = output(x)
+        torch.manual_seed(2)
+        mask = F.dropout(torch.ones_like(x), p, training=True)  # 0 or 1 / (1 - p)
+        torch.testing.assert_close(y, x * mask)
+        kept = (y != 0).float().mean().item()
+        assert abs(kept - (1 - p)) < 0.03
+        output.eval()
+        torch.testing.assert_close(output(x), x)  # evaluation: no dropout anywhere
+
+
+def _wide_block_count(c_in: int, c: int, kernels: tuple[int, ...]) -> int:
+    convs = sum(ci * c * k * k for ci, k in zip([c_in] + [c] * (len(kernels) - 1), kernels))
+    norms = 2 * (c_in + c * (len(kernels) - 1))  # one batch norm before each convolution
+    return convs + norms + (c_in * c if c_in != c else 0)
+
+
+@pytest.mark.parametrize("kernels", [(3, 3), (3, 1, 3), (1, 3, 1), (1, 3), (3, 1), (3, 1, 1)])
+def test_wide_block_types_count_and_shape(kernels):
+    for c_in, c, stride in [(32, 32, 1), (32, 64, 2)]:
+        block = WideBlock(c_in, c, stride, kernels=kernels)
+        assert count(block) == _wide_block_count(c_in, c, kernels)
+        assert block(torch.randn(2, c_in, 9, 9)).shape == (2, c, -(-9 // stride), -(-9 // stride))
+    # one strided convolution: the first one with a kernel larger than 1
+    strides = [conv.stride[0] for conv in WideBlock(8, 16, 2, kernels=kernels).convs]
+    assert strides.count(2) == 1 and kernels[strides.index(2)] == 3
+
+
+def test_wide_resnet_block_types_depth_rule_and_counts():
+    # the paper's Table 2: WRN-40-2 for the four blocks with 1x1 convolutions, WRN-28-2 for
+    # B(3,3), WRN-22-2 for B(3,1,3)
+    assert blocks_per_group(40, 3) == 4 and blocks_per_group(40, 2) == 6 and blocks_per_group(22, 3) == 2
+    model = wide_resnet(22, 2, block=(3, 1, 3))
+    assert [len(stage) for stage in model.stages] == [2, 2, 2]
+    assert all(isinstance(b, WideBlock) for stage in model.stages for b in stage)
+    expected = 3 * 16 * 9 + 2 * 128 + 128 * 10 + 10  # stem, final batch norm, classifier
+    c_in = 16
+    for width in (32, 64, 128):
+        for _ in range(2):
+            expected += _wide_block_count(c_in, width, (3, 1, 3))
+            c_in = width
+    assert count(model) == expected
+    # B(3,3) with dropout between the convolutions is PreActBlock, with the same count
+    assert isinstance(wide_resnet(16, 2).stages[0][0], PreActBlock)
+    assert count(wide_resnet(16, 2, block=(3, 3), dropout_at="output")) == count(wide_resnet(16, 2))
+    with pytest.raises(ValueError, match=r"depth must be 9n \+ 4 .* got 28"):
+        wide_resnet(28, 2, block=(3, 1, 3))
+    with pytest.raises(ValueError, match="kernels must be a non-empty list of odd kernel sizes"):
+        WideBlock(8, 8, kernels=(3, 2))
+    with pytest.raises(ValueError, match="dropout_at must be 'between' or 'output'"):
+        WideBlock(8, 8, dropout_at="shortcut")
+    with pytest.raises(ValueError, match="block must list the kernel sizes"):
+        wide_resnet(16, 2, block=())

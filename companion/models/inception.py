@@ -15,6 +15,12 @@ Vision*, CVPR 2016 (https://arxiv.org/abs/1512.00567). The paper's ideas, one bl
   (:class:`AuxClassifierV3`, Figure 8).
 
 The class names give the grid size each block works at for a 299x299 input (35x35, 17x17, 8x8).
+
+From the successor paper, Szegedy, Ioffe, Vanhoucke & Alemi, *Inception-v4, Inception-ResNet and
+the Impact of Residual Connections on Learning*, AAAI 2017 (https://arxiv.org/abs/1602.07261):
+:class:`InceptionResNetA`, the 35x35 module of Inception-ResNet-v2 (Figure 16): Inception branches,
+concatenated, a 1x1 *linear* projection back to the input's width, and a residual addition with
+the branch scaled down (Figure 20).
 :func:`inception_v3` has torchvision's parameter names and shapes, so torchvision's ImageNet
 weights load into it. Those weights come from TensorFlow's released model, which differs from the
 paper's description (https://github.com/pytorch/vision/issues/798); we follow the released model:
@@ -85,6 +91,50 @@ class Inception35(nn.Module):
             self.branch_pool(self.pool(x)),
         ]
         return torch.cat(branches, dim=1)  # (N, 224 + pool_features, H, W)
+
+
+class InceptionResNetA(nn.Module):
+    """Inception-ResNet-A (Inception-ResNet-v2, Figure 16): ``relu(x + scale * up(branches(x)))``.
+
+    Branches: 1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 (32, 32, 64 channels out), concatenated (128),
+    then ``up``, a 1x1 convolution back to ``in_channels`` with a bias and *without* batch norm or
+    ReLU (the paper's "1x1 Conv (320 Linear)"): the residual must be able to be negative and to
+    match the input's width. ``scale`` multiplies the residual before the addition; the paper
+    scales by 0.1 to 0.3, which kept its widest networks from dying early in training (section 3.3,
+    Figure 20). Every other convolution is a :class:`~companion.models.googlenet.BasicConv2d`
+    (conv -> BN -> ReLU): the paper's Figure 16 draws no batch norm, its released model has one
+    after every convolution but the projection, which we follow. ``activate=False`` leaves out the
+    ReLU after the addition (the released model does so in its very last residual block).
+
+    Args:
+        in_channels: channels of the input and of the output (320 in Inception-ResNet-v2).
+        scale: factor of the residual branch before the addition.
+        activate: apply the ReLU after the addition.
+
+    Shapes:
+        ``(N, in_channels, H, W) -> (N, in_channels, H, W)``.
+    """
+
+    def __init__(self, in_channels: int = 320, scale: float = 0.17, activate: bool = True) -> None:
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise ValueError(f"scale must be a positive number (the paper uses 0.1 to 0.3), got {scale!r}")
+        self.scale, self.activate = float(scale), activate
+        self.branch0 = BasicConv2d(in_channels, 32, 1)
+        self.branch1 = nn.Sequential(BasicConv2d(in_channels, 32, 1), BasicConv2d(32, 32, 3, padding=1))
+        self.branch2 = nn.Sequential(BasicConv2d(in_channels, 32, 1), BasicConv2d(32, 48, 3, padding=1),
+                                     BasicConv2d(48, 64, 3, padding=1))
+        self.up = nn.Conv2d(32 + 32 + 64, in_channels, 1)  # linear: no batch norm, no ReLU
+
+    def residual(self, x: Tensor) -> Tensor:
+        """The unscaled residual ``up(branches(x))``: ``(N, C, H, W) -> (N, C, H, W)``."""
+        branches = torch.cat([self.branch0(x), self.branch1(x), self.branch2(x)], dim=1)  # (N, 128, H, W)
+        return self.up(branches)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = x + self.scale * self.residual(x)
+        return F.relu(out) if self.activate else out
 
 
 class Reduction35to17(nn.Module):
@@ -401,4 +451,4 @@ def inception_v3(num_classes: int = 1000, *, in_channels: int = 3, aux_logits: b
 
 
 __all__ = ["AUX_INPUT", "INCEPTION_V3", "INCEPTION_V3_STEM", "AuxClassifierV3", "Inception17", "Inception35",
-           "Inception8", "InceptionOutputs", "InceptionV3", "Reduction17to8", "Reduction35to17", "inception_v3"]
+           "Inception8", "InceptionOutputs", "InceptionResNetA", "InceptionV3", "Reduction17to8", "Reduction35to17", "inception_v3"]

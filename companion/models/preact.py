@@ -22,7 +22,7 @@ Introduced in chapter 8, *ResNet variants*.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -80,6 +80,8 @@ class PreActResNet(nn.Module):
         in_channels: channels of the input images.
         small_input: a 3x3/1 stem without max-pool (CIFAR style), instead of 7x7/2 and a 3x3/2 max-pool.
         dropout: dropout inside every block (see :class:`PreActBlock`).
+        block: builds a block from ``(in_channels, channels, stride)``; :class:`PreActBlock` with
+            ``dropout`` if not given (wide ResNets pass other block types).
 
     ``features(x)``: ``(N, in_channels, H, W) -> (N, widths[-1], h, w)``, after the final BN-ReLU.
     ``head(z)``: ``(N, widths[-1], h, w) -> (N, num_classes)``.
@@ -87,7 +89,7 @@ class PreActResNet(nn.Module):
 
     def __init__(self, layers: Sequence[int], widths: Sequence[int], num_classes: int = 1000, *,
                  stem_channels: int | None = None, in_channels: int = 3, small_input: bool = False,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, block: Callable[[int, int, int], nn.Module] | None = None) -> None:
         super().__init__()
         check_positive_int(num_classes, "num_classes")
         check_positive_int(in_channels, "in_channels")
@@ -107,13 +109,17 @@ class PreActResNet(nn.Module):
             self.conv1 = nn.Conv2d(in_channels, stem, 7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
 
+        if block is None:
+            def block(c_in: int, c: int, s: int) -> nn.Module:
+                return PreActBlock(c_in, c, s, dropout)
+
         channels = stem
         stages = []
         for i, (n, width) in enumerate(zip(layers, widths)):
             stride = 1 if i == 0 else 2
             blocks = []
             for j in range(n):
-                blocks.append(PreActBlock(channels, width, stride if j == 0 else 1, dropout))
+                blocks.append(block(channels, width, stride if j == 0 else 1))
                 channels = width
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)

@@ -13,6 +13,9 @@ the width mixes four input pixels. Where ``u`` comes from is the ``align_corners
 At the right border ``i1`` would fall off the image; it is clamped to the last pixel (where
 ``t`` multiplies a copy of the same pixel, so nothing changes). :func:`bilinear_resize` computes
 exactly what ``F.interpolate(x, size, mode="bilinear", align_corners=...)`` does.
+:func:`bilinear_resize_separable` computes the same as two 1-D passes (:func:`linear_resize_axis`),
+the height then the width or the other way round, and :func:`resize_multiplies` counts what each
+way costs.
 
 **Transposed convolution.** A convolution gathers: each output pixel is a weighted sum of a
 window of inputs. Its transpose (the gradient of a convolution with respect to its input, used to
@@ -97,6 +100,95 @@ def bilinear_resize(x: Tensor, size: int | Sequence[int], align_corners: bool = 
             + ty * tx * x[:, :, rows1, cols1])
 
 
+def linear_resize_axis(x: Tensor, size: int, dim: int, align_corners: bool = False) -> Tensor:
+    """Resize one axis of ``x`` by linear interpolation, leaving the other axes alone.
+
+    Output index ``i`` along ``dim`` is ``(1 - t[i]) * x[..., i0[i], ...] + t[i] * x[..., i1[i], ...]``
+    with ``(i0, i1, t)`` from :func:`source_coordinates`: a 1-D resize, applied to every row (or
+    column, or whatever ``dim`` is) at once. Along the last axis of an ``(N, C, L)`` tensor it is
+    ``F.interpolate(x, size, mode="linear", align_corners=...)``.
+
+    Args:
+        x: floating point, any shape with ``x.shape[dim] >= 1``.
+        size: the new length of axis ``dim`` (>= 1).
+        dim: the axis to resize (negative counts from the end).
+        align_corners: how output and input pixels line up (see the module docstring).
+
+    Returns:
+        ``x`` with ``x.shape[dim]`` replaced by ``size``; differentiable with respect to ``x``.
+    """
+    check_tensor(x, "x", floating=True)
+    if not isinstance(align_corners, bool):
+        raise TypeError(f"align_corners must be True or False, got {align_corners!r}")
+    (size,) = as_tuple(size, 1, "size", minimum=1)
+    if not -x.dim() <= dim < x.dim():
+        raise ValueError(f"dim must be an axis of x, between {-x.dim()} and {x.dim() - 1}, got {dim}")
+    dim = dim % x.dim()
+    if x.shape[dim] == 0:
+        raise ValueError(f"x must have a non-empty axis {dim}, got shape {tuple(x.shape)}")
+    i0, i1, t = source_coordinates(x.shape[dim], size, align_corners, dtype=x.dtype, device=x.device)
+    t = t.view([size if d == dim else 1 for d in range(x.dim())])  # (1, .., size, .., 1): broadcasts along dim
+    return (1 - t) * x.index_select(dim, i0) + t * x.index_select(dim, i1)  # each x.index_select: size along dim
+
+
+def bilinear_resize_separable(x: Tensor, size: int | Sequence[int], align_corners: bool = False,
+                              rows_first: bool = True) -> Tensor:
+    """Bilinear resizing as two 1-D linear passes: the height, then the width (or the other way round).
+
+    The four-pixel formula of :func:`bilinear_resize` factors: its weights are products
+    ``(1 - t_y)(1 - t_x), ...``, so interpolating every column along the height and then every row
+    of the result along the width gives the same numbers. In matrix form, with ``A_h`` the
+    ``(H_out, H)`` and ``A_w`` the ``(W_out, W)`` interpolation matrices (two non-zeros per row),
+    each channel becomes ``A_h X A_w^T``, and ``(A_h X) A_w^T == A_h (X A_w^T)``: both orders agree
+    (up to rounding). They differ in cost: see :func:`resize_multiplies`.
+
+    Args:
+        x: ``Tensor[N, C, H, W]``, floating point.
+        size: ``(H_out, W_out)`` or one int for both.
+        align_corners: how output and input pixels line up.
+        rows_first: resize the height first (the intermediate is ``(N, C, H_out, W)``), else the
+            width first (``(N, C, H, W_out)``).
+
+    Returns:
+        ``Tensor[N, C, H_out, W_out]``, equal to ``F.interpolate(x, size, mode="bilinear", align_corners=...)``.
+    """
+    check_tensor(x, "x", ndim=4, shape_hint="(N, C, H, W)", floating=True)
+    out_h, out_w = as_tuple(size, 2, "size", minimum=1)
+    if rows_first:
+        return linear_resize_axis(linear_resize_axis(x, out_h, -2, align_corners), out_w, -1, align_corners)
+    return linear_resize_axis(linear_resize_axis(x, out_w, -1, align_corners), out_h, -2, align_corners)
+
+
+def resize_multiplies(in_size: Sequence[int], out_size: Sequence[int], order: str = "direct", taps: int = 2) -> int:
+    """Multiplications (weight times pixel) of a separable resize of one channel, done directly or in two passes.
+
+    With ``taps`` input pixels per output pixel along each axis (2 for bilinear, 4 for bicubic):
+
+    * ``"direct"``: every output pixel mixes ``taps**2`` pixels with 2-D weights: ``taps**2 * H_out * W_out``;
+    * ``"rows first"``: the height pass makes ``H_out * W`` values of ``taps`` products each, then the
+      width pass ``H_out * W_out``: ``taps * (H_out * W + H_out * W_out)``;
+    * ``"columns first"``: ``taps * (H * W_out + H_out * W_out)``.
+
+    Args:
+        in_size: ``(H, W)``.
+        out_size: ``(H_out, W_out)``.
+        order: ``"direct"``, ``"rows first"`` or ``"columns first"``.
+        taps: input pixels per output pixel along one axis (>= 1).
+
+    Returns:
+        The number of multiplications (the 2-D weights of the direct form, products of two 1-D
+        weights, are not counted: they can be precomputed once per output position).
+    """
+    (h, w), (out_h, out_w) = as_tuple(in_size, 2, "in_size", minimum=1), as_tuple(out_size, 2, "out_size", minimum=1)
+    (taps,) = as_tuple(taps, 1, "taps", minimum=1)
+    counts = {"direct": taps * taps * out_h * out_w,
+              "rows first": taps * (out_h * w + out_h * out_w),
+              "columns first": taps * (h * out_w + out_h * out_w)}
+    if order not in counts:
+        raise ValueError(f"order must be one of {', '.join(map(repr, counts))}, got {order!r}")
+    return counts[order]
+
+
 def conv_transpose_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0,
                                output_padding: int = 0) -> int:
     """Length of a transposed convolution's output: ``(n - 1) * stride - 2 * padding + kernel + output_padding``."""
@@ -168,4 +260,5 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     return out[0] if unbatched else out
 
 
-__all__ = ["bilinear_resize", "conv_transpose2d", "conv_transpose_output_size", "source_coordinates"]
+__all__ = ["bilinear_resize", "bilinear_resize_separable", "conv_transpose2d", "conv_transpose_output_size",
+           "linear_resize_axis", "resize_multiplies", "source_coordinates"]

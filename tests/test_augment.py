@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from companion.augment import albumentations_pipeline, random_flip_crop, torchvision_pipeline
+from companion import data
+from companion.augment import (albumentations_pipeline, fancy_pca, principal_components, random_flip_crop,
+                              resize_shorter_side, rgb_covariance, scale_jitter_crop, torchvision_pipeline)
 
 
 def windows(out: torch.Tensor, image: torch.Tensor, padding: int, atol: float = 0.0) -> list[tuple[bool, int, int]]:
@@ -223,3 +225,150 @@ def test_pipeline_options_and_errors():
         pipeline(np.zeros((28, 28), np.int64))
     with pytest.raises(ValueError, match=r"\(C, H, W\) or \(H, W\) tensor"):
         pipeline(torch.zeros(1, 1, 28, 28))
+
+
+# ---------------------------------------------------------------- AlexNet's and VGG's augmentation (chapter 5)
+
+
+def jitter_draws(out: torch.Tensor, images: torch.Tensor, scales: range, crop: int) -> list[tuple[int, bool]]:
+    """For each output (C, crop, crop): every (S, flipped) for which it is a window of the image resized to S."""
+    found = []
+    for o, image in zip(out, images):
+        matches = []
+        for s in scales:
+            resized = F.interpolate(image[None], size=(s, s), mode="bilinear", align_corners=False)[0]
+            for flipped in (False, True):
+                windows = resized.unfold(1, crop, 1).unfold(2, crop, 1)  # (C, s - crop + 1, s - crop + 1, crop, crop)
+                target = o.flip(-1) if flipped else o
+                if (windows - target[:, None, None]).abs().amax(dim=(0, 3, 4)).min() < 1e-6:
+                    matches.append((s, flipped))
+        found.append(matches)
+    return found
+
+
+def test_scale_jitter_crop_cuts_a_window_of_the_image_resized_to_a_scale_in_the_range():
+    images = noise_images(60, c=2, h=8, w=8, seed=11)
+    out = scale_jitter_crop(images, (8, 12), crop=6, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (60, 2, 6, 6)
+    draws = jitter_draws(out, images, range(8, 13), crop=6)
+    assert all(len(d) == 1 for d in draws), "each output must be one window of one rescaled (mirrored) image"
+    seen = {d[0] for d in draws}
+    assert {s for s, _ in seen} == set(range(8, 13))  # every scale S_min .. S_max is drawn
+    assert {f for _, f in seen} == {False, True}
+
+
+def test_scale_jitter_crop_with_one_scale_is_alexnet_s_crop_and_flip():
+    images = noise_images(40, c=3, h=10, w=10, seed=2)
+    out = scale_jitter_crop(images, 10, crop=7, generator=torch.Generator().manual_seed(1))
+    # no resize at S = 10: every output is a 7x7 window of the image itself, or of its mirror image
+    assert all(d == [(10, False)] or d == [(10, True)] for d in jitter_draws(out, images, [10], crop=7))
+    same = scale_jitter_crop(images, 10, crop=10, flip=False, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(same, images)  # crop = S and no flip: nothing changes
+
+
+def test_scale_jitter_crop_draws_scales_uniformly_and_repeats_with_a_generator():
+    images = torch.rand(3000, 1, 4, 4)
+    a = scale_jitter_crop(images, (4, 7), crop=4, flip=False, generator=torch.Generator().manual_seed(3))
+    b = scale_jitter_crop(images, (4, 7), crop=4, flip=False, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    unchanged = (a == images).flatten(1).all(1).float().mean()  # S = 4 leaves the image as it is: 1 draw in 4
+    # Binomial(3000, 1/4): standard deviation 0.0079, so +-0.04 is 5 sigma
+    assert abs(unchanged - 0.25) < 0.04
+
+
+def test_resize_shorter_side_keeps_the_aspect_ratio():
+    images = torch.rand(2, 3, 20, 30, dtype=torch.float64)
+    out = resize_shorter_side(images, 10)
+    assert out.shape == (2, 3, 10, 15)
+    torch.testing.assert_close(out, F.interpolate(images, size=(10, 15), mode="bilinear", align_corners=False))
+    assert resize_shorter_side(images.transpose(2, 3), 40).shape == (2, 3, 60, 40)
+    assert resize_shorter_side(images, 20) is images
+
+
+def test_scale_jitter_crop_errors():
+    with pytest.raises(ValueError, match="crop <= S_min <= S_max"):
+        scale_jitter_crop(torch.rand(2, 1, 8, 8), (6, 10), crop=8)
+    with pytest.raises(ValueError, match="crop <= S_min <= S_max"):
+        scale_jitter_crop(torch.rand(2, 1, 8, 8), (12, 10), crop=8)
+    with pytest.raises(TypeError, match="floating-point"):
+        scale_jitter_crop(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), 8, crop=8)
+    with pytest.raises(ValueError, match="size must be a positive int"):
+        resize_shorter_side(torch.rand(1, 1, 4, 4), 0)
+
+
+def photo_pixels() -> torch.Tensor:
+    """The RGB pixels of three scikit-image photographs, (N, 3), in float64."""
+    images = [data.sample_image(name) for name in ("astronaut", "coffee", "chelsea")]  # (3, H, W) each
+    return torch.cat([x.reshape(3, -1).T for x in images]).double()  # (N, 3)
+
+
+def test_rgb_covariance_is_torch_cov_and_numpy_cov_of_the_channels():
+    pixels = photo_pixels()
+    ours = rgb_covariance(pixels)
+    assert ours.shape == (3, 3)
+    torch.testing.assert_close(ours, torch.cov(pixels.T))  # torch.cov wants (variables, observations)
+    np.testing.assert_allclose(ours.numpy(), np.cov(pixels.numpy(), rowvar=False), rtol=1e-10)
+    few = torch.randn(5, 3, dtype=torch.float64)  # N - 1, not N: visible with five pixels
+    torch.testing.assert_close(rgb_covariance(few), torch.cov(few.T))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_principal_components_are_torch_and_numpy_eigh(seed):
+    gen = torch.Generator().manual_seed(seed)
+    d = 2 + seed % 4
+    a = torch.randn(d, d, dtype=torch.float64, generator=gen)
+    matrix = a @ a.T + 0.1 * torch.eye(d, dtype=torch.float64)  # symmetric, positive definite
+    values, vectors = principal_components(matrix)
+    expected_values, expected_vectors = torch.linalg.eigh(matrix)  # ascending
+    torch.testing.assert_close(values, expected_values.flip(0))
+    np.testing.assert_allclose(values.numpy(), np.linalg.eigh(matrix.numpy())[0][::-1], rtol=1e-10)
+    # eigenvectors are defined up to their sign: compare |cosine| = 1, column by column
+    cosines = (vectors * expected_vectors.flip(1)).sum(0).abs()
+    torch.testing.assert_close(cosines, torch.ones(d, dtype=torch.float64))
+    torch.testing.assert_close(vectors @ torch.diag(values) @ vectors.T, matrix)  # P diag(l) P^T
+    torch.testing.assert_close(vectors.T @ vectors, torch.eye(d, dtype=torch.float64))
+
+
+def test_principal_components_of_photo_pixels():
+    covariance = rgb_covariance(photo_pixels())
+    values, vectors = principal_components(covariance)
+    torch.testing.assert_close(values, torch.linalg.eigvalsh(covariance).flip(0))
+    assert (vectors.abs().argmax(0) == vectors.argmax(0)).all()  # the fixed sign: largest entry positive
+    # natural photographs: the first component is brightness, all three channels with the same sign
+    assert (vectors[:, 0] > 0).all() and values[0] > 5 * values[1]
+
+
+def test_principal_components_refuses_a_non_symmetric_matrix():
+    with pytest.raises(ValueError, match="symmetric square matrix"):
+        principal_components(torch.tensor([[1.0, 2.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="symmetric square matrix"):
+        principal_components(torch.ones(2, 3))
+
+
+def test_fancy_pca_adds_one_shift_per_image_along_the_principal_components():
+    values = torch.tensor([0.05, 0.004, 0.001], dtype=torch.float64)
+    vectors, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    images = torch.rand(4000, 3, 5, 5, dtype=torch.float64)
+    out = fancy_pca(images, values, vectors, std=0.1, generator=torch.Generator().manual_seed(1))
+    shift = out - images  # (N, 3, 5, 5)
+    torch.testing.assert_close(shift, shift[:, :, :1, :1].expand_as(shift))  # the same at every pixel
+    alpha = (shift[:, :, 0, 0] @ vectors) / values  # (N, 3): the coordinates along p_i, divided by l_i
+    # a_i ~ N(0, 0.1^2): mean 0 (standard error 0.0016, so 0.008 is 5 sigma), standard deviation 0.1
+    assert alpha.mean(0).abs().max() < 0.008
+    assert (alpha.std(0) - 0.1).abs().max() < 0.006
+    # the shifts' covariance is P diag(std^2 l^2) P^T: the largest component moves the colours most
+    expected = vectors @ torch.diag(0.01 * values**2) @ vectors.T
+    torch.testing.assert_close(torch.cov(shift[:, :, 0, 0].T), expected, rtol=0.1, atol=1e-7)
+    assert torch.equal(fancy_pca(images, values, vectors, std=0.0), images)
+
+
+def test_fancy_pca_errors():
+    values, vectors = torch.ones(3), torch.eye(3)
+    with pytest.raises(ValueError, match=r"RGB images \(N, 3, H, W\)"):
+        fancy_pca(torch.rand(2, 1, 4, 4), values, vectors)
+    with pytest.raises(ValueError, match="eigenvectors \\(3, 3\\)"):
+        fancy_pca(torch.rand(2, 3, 4, 4), values, torch.eye(2))
+    with pytest.raises(ValueError, match="std must be >= 0"):
+        fancy_pca(torch.rand(2, 3, 4, 4), values, vectors, std=-1.0)
+    with pytest.raises(ValueError, match=r"pixels must have shape \(N, 3\)"):
+        rgb_covariance(torch.rand(3, 100))

@@ -1,4 +1,4 @@
-"""Tests of what chapter 5 added to companion.models.vgg: ``kernel_size`` and ``convolutional_head``.
+"""Tests of what chapter 5 added to companion.models.vgg: ``kernel_size``, ``convolutional_head``, multi-scale testing.
 
 The framework is the oracle: a VGG built with another kernel size is compared with the same
 network written out with ``nn.Conv2d`` layers by hand (values and gradients), and the classifier
@@ -13,7 +13,9 @@ import torch
 import torchvision
 from torch import nn
 
-from companion.models.vgg import VGG, VGG11, convolutional_head, make_layers
+import torch.nn.functional as F
+
+from companion.models.vgg import VGG, VGG11, convolutional_head, make_layers, multi_scale_posteriors
 
 torch.set_num_threads(1)
 
@@ -147,3 +149,52 @@ def test_convolutional_head_refuses_a_small_input_model_and_other_modules() -> N
         convolutional_head(VGG((4, "M", 6), num_classes=5, small_input=True))
     with pytest.raises(TypeError, match="model must be a VGG, got Sequential"):
         convolutional_head(nn.Sequential(nn.Linear(2, 2)))
+
+
+def small_vgg() -> VGG:
+    torch.manual_seed(0)
+    model = VGG((4, "M", 6), num_classes=5, in_channels=1, batch_norm=True, small_input=True).double().eval()
+    randomise_batch_norms(model)
+    return model
+
+
+def test_a_small_input_vgg_is_fully_convolutional_its_logits_average_a_score_map() -> None:
+    # global average pooling then a linear layer == a 1x1 convolution (the same weights) averaged over its map
+    model = small_vgg()
+    x = torch.randn(3, 1, 13, 17, dtype=torch.float64)
+    z = model.features(x)  # (3, 6, 6, 8)
+    score_map = F.conv2d(z, model.classifier.weight[:, :, None, None], model.classifier.bias)  # (3, 5, 6, 8)
+    torch.testing.assert_close(model(x), score_map.mean(dim=(2, 3)))
+
+
+def test_multi_scale_posteriors_average_the_softmax_over_scales_and_flips() -> None:
+    model = small_vgg()
+    images = torch.randn(7, 1, 12, 12, dtype=torch.float64)
+    with torch.no_grad():
+        single = multi_scale_posteriors(model, images, [12])
+        torch.testing.assert_close(single, model(images).softmax(1))  # Q = the image size: no resize
+        expected = sum(model(F.interpolate(images, size=q, mode="bilinear", align_corners=False)).softmax(1)
+                       for q in (10, 16)) / 2
+        torch.testing.assert_close(multi_scale_posteriors(model, images, [10, 16], batch_size=3), expected)
+        flipped = (model(images).softmax(1) + model(images.flip(-1)).softmax(1)) / 2
+        torch.testing.assert_close(multi_scale_posteriors(model, images, [12], flip=True), flipped)
+    torch.testing.assert_close(expected.sum(1), torch.ones(7, dtype=torch.float64))
+    with pytest.raises(ValueError, match="at least one test scale"):
+        multi_scale_posteriors(model, images, [])
+
+
+def test_multi_scale_posteriors_with_the_dense_head_of_a_full_vgg() -> None:
+    # The paper's way: the convolutional head's score map, averaged, then the softmax, per scale.
+    torch.manual_seed(0)
+    model = VGG((4, "M", 4, "M", 4, "M", 4, "M", 4, "M"), num_classes=3, dropout=0.0).double().eval()
+    head = convolutional_head(model).double().eval()
+
+    def dense(x: torch.Tensor) -> torch.Tensor:
+        return head(model.features(x)).mean(dim=(2, 3))  # (N, 3, h - 6, w - 6) -> (N, 3)
+
+    images = torch.randn(2, 3, 224, 224, dtype=torch.float64)
+    with torch.no_grad():
+        at_224 = multi_scale_posteriors(dense, images, [224])
+        torch.testing.assert_close(at_224, model(images).softmax(1))  # a 7x7 map: one window, the classifier
+        both = multi_scale_posteriors(dense, images, [224, 256])
+        torch.testing.assert_close(both, (at_224 + multi_scale_posteriors(dense, images, [256])) / 2)

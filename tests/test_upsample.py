@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from companion.upsample import bilinear_resize, conv_transpose2d, conv_transpose_output_size, source_coordinates
+from companion.upsample import (bilinear_resize, bilinear_resize_separable, conv_transpose2d, conv_transpose_output_size,
+                                linear_resize_axis, resize_multiplies, source_coordinates)
 
 
 def random_resize(seed: int) -> tuple[tuple[int, ...], tuple[int, int], bool]:
@@ -221,3 +222,92 @@ def test_conv_transpose2d_errors() -> None:
         conv_transpose2d(torch.randn(1, 2, 1, 1), w, padding=2)
     with pytest.raises(TypeError, match="floating-point dtype"):
         conv_transpose2d(x.long(), w)
+
+
+# ---------------------------------------------------------------- bilinear as two 1-D passes
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_linear_resize_axis_is_interpolate_linear_values_and_gradients(seed: int) -> None:
+    rng = random.Random(seed)
+    length, size, align_corners = rng.randint(1, 9), rng.randint(1, 19), rng.random() < 0.5
+    x = torch.randn(2, 3, length, dtype=torch.float64, requires_grad=True)
+    ours = linear_resize_axis(x, size, dim=-1, align_corners=align_corners)
+    expected = F.interpolate(x, size=size, mode="linear", align_corners=align_corners)
+    torch.testing.assert_close(ours, expected)
+    upstream = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, upstream)[0], torch.autograd.grad(expected, x, upstream)[0])
+
+
+def test_linear_resize_axis_touches_only_its_axis() -> None:
+    x = torch.randn(2, 5, 4, 3, dtype=torch.float64)
+    out = linear_resize_axis(x, 7, dim=1, align_corners=True)  # axis 1: 5 -> 7
+    assert out.shape == (2, 7, 4, 3)
+    # the same as resizing that axis moved to the end, (2, 4, 3, 5) -> (2, 4, 3, 7)
+    moved = F.interpolate(x.movedim(1, -1).reshape(-1, 1, 5), size=7, mode="linear", align_corners=True)
+    torch.testing.assert_close(out, moved.reshape(2, 4, 3, 7).movedim(-1, 1))
+
+
+@pytest.mark.parametrize("rows_first", [True, False])
+@pytest.mark.parametrize("seed", range(20))
+def test_both_orders_of_the_two_passes_are_bilinear(seed: int, rows_first: bool) -> None:
+    shape, size, align_corners = random_resize(seed)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    ours = bilinear_resize_separable(x, size, align_corners, rows_first=rows_first)
+    expected = F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
+    torch.testing.assert_close(ours, expected)
+    upstream = torch.randn_like(expected)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, upstream)[0], torch.autograd.grad(expected, x, upstream)[0])
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_the_two_orders_agree_with_each_other_and_the_four_pixel_formula(align_corners: bool) -> None:
+    x = torch.randn(1, 2, 6, 9, dtype=torch.float64)
+    a = bilinear_resize_separable(x, (13, 4), align_corners, rows_first=True)
+    b = bilinear_resize_separable(x, (13, 4), align_corners, rows_first=False)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, bilinear_resize(x, (13, 4), align_corners))
+
+
+def test_resize_multiplies_counts_taps_per_output() -> None:
+    # 128 x 128 -> 512 x 512 with 2 taps: direct 4 per output pixel; separable 2 per value of each pass.
+    assert resize_multiplies((128, 128), (512, 512), "direct") == 4 * 512 * 512
+    assert resize_multiplies((128, 128), (512, 512), "rows first") == 2 * (512 * 128 + 512 * 512)
+    assert resize_multiplies((128, 128), (512, 512), "columns first") == 2 * (128 * 512 + 512 * 512)
+    # a non-square resize: the order that shrinks first is cheaper
+    assert resize_multiplies((400, 100), (100, 400), "rows first") == 2 * (100 * 100 + 100 * 400)
+    assert resize_multiplies((400, 100), (100, 400), "columns first") == 2 * (400 * 400 + 100 * 400)
+    # bicubic (4 taps): 16 products per pixel directly, about 8 in two passes
+    assert resize_multiplies((64, 64), (64, 64), "direct", taps=4) == 16 * 64 * 64
+    assert resize_multiplies((64, 64), (64, 64), "rows first", taps=4) == 8 * 64 * 64
+
+
+def test_resize_multiplies_matches_the_nonzeros_of_the_interpolation_matrices() -> None:
+    # Each pass is a matrix product with an interpolation matrix of `taps` (here <= 2) non-zeros per row; the
+    # multiplications of the rows-first order are the non-zeros of A_h times W plus those of A_w times H_out.
+    def matrix(n_in: int, n_out: int) -> torch.Tensor:  # (n_out, n_in): row i holds the weights of output i
+        return linear_resize_axis(torch.eye(n_in, dtype=torch.float64), n_out, dim=0, align_corners=True)
+
+    (h, w), (out_h, out_w) = (5, 7), (9, 13)  # align_corners=True, no output on an input centre except the ends
+    a_h, a_w = matrix(h, out_h), matrix(w, out_w)
+    x = torch.randn(h, w, dtype=torch.float64)
+    torch.testing.assert_close(a_h @ x @ a_w.T, bilinear_resize(x[None, None], (out_h, out_w), True)[0, 0])
+    products = 2 * a_h.shape[0] * w + 2 * out_h * a_w.shape[0]
+    assert products == resize_multiplies((h, w), (out_h, out_w), "rows first")
+    assert (a_h != 0).sum(1).max() <= 2 and (a_w != 0).sum(1).max() <= 2
+
+
+def test_separable_errors() -> None:
+    x = torch.randn(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="dim must be an axis of x"):
+        linear_resize_axis(x, 8, dim=4)
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        linear_resize_axis(x, 0, dim=-1)
+    with pytest.raises(TypeError, match="align_corners must be True or False"):
+        linear_resize_axis(x, 3, dim=-1, align_corners=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"x must be 4-D \(N, C, H, W\)"):
+        bilinear_resize_separable(x[0], 8)
+    with pytest.raises(ValueError, match="order must be one of 'direct'"):
+        resize_multiplies((4, 4), (8, 8), "diagonal")
+    with pytest.raises(ValueError, match="taps must be >= 1"):
+        resize_multiplies((4, 4), (8, 8), taps=0)

@@ -19,7 +19,9 @@ ImageNet weights load into them; ``batch_norm=True`` matches ``torchvision.model
 The paper's dense evaluation is :func:`convolutional_head`: the three linear layers rewritten as a
 7x7 convolution and two 1x1 ones, with the same weights, so that a larger image gives a map of
 class scores, one per 7x7 window of the feature map (the idea of OverFeat, Sermanet et al., 2014,
-https://arxiv.org/abs/1312.6229).
+https://arxiv.org/abs/1312.6229). :func:`multi_scale_posteriors` is its multi-scale testing: the
+posteriors of the whole image at several test scales, averaged (training with scale jittering is
+:func:`companion.augment.scale_jitter_crop`).
 
 The course's own option ``kernel_size`` (3 in every VGG) builds the same network with another
 square kernel, e.g. one 5x5 convolution per stage, for the chapter's comparison of a stack of
@@ -36,7 +38,7 @@ Introduced in chapter 5, *AlexNet and VGG*.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -211,6 +213,46 @@ def convolutional_head(model: VGG) -> nn.Sequential:
                          convs[1], nn.ReLU(inplace=True), nn.Dropout(dropout), convs[2])
 
 
+def multi_scale_posteriors(scores: Callable[[Tensor], Tensor], images: Tensor, scales: Sequence[int], *,
+                           flip: bool = False, batch_size: int = 500) -> Tensor:
+    """VGG's multi-scale testing: class posteriors averaged over several test scales (Section 3.2 and 4.2).
+
+    Each image is rescaled so that its shorter side is ``Q`` (:func:`companion.augment.resize_shorter_side`),
+    for every ``Q`` in ``scales``; the network scores the whole rescaled image, fully
+    convolutionally (the dense evaluation of :func:`convolutional_head`, whose score map is
+    averaged), and the soft-max posteriors of all scales (and, with ``flip``, of the mirrored
+    images too) are averaged. For a ``small_input`` VGG, ``scores`` is the model itself: a linear
+    layer after global average pooling *is* the average of a map of 1x1-convolution scores, so the
+    model is already fully convolutional.
+
+    Args:
+        scores: maps images ``(N, C, H, W)`` of any size the network takes to class scores ``(N, K)``.
+        images (Tensor[N, C, H, W]): the test images, floating point.
+        scales: the test scales ``Q`` (shorter sides), e.g. ``(S_min, (S_min + S_max) // 2, S_max)``.
+        flip: also average the posteriors of the horizontally flipped images.
+        batch_size: images scored at once.
+
+    Returns:
+        Tensor[N, K]: averaged posteriors (each row sums to 1); ``argmax(1)`` is the prediction.
+    """
+    from companion.augment import resize_shorter_side
+
+    if len(scales) == 0:
+        raise ValueError("scales must hold at least one test scale")
+    total: Tensor | None = None
+    views = 0
+    for q in scales:
+        resized = resize_shorter_side(images, q)  # (N, C, H_q, W_q)
+        for mirrored in (False, True) if flip else (False,):
+            x = resized.flip(-1) if mirrored else resized
+            posteriors = torch.cat([scores(x[i:i + batch_size]).softmax(dim=1)  # (B, K) per batch
+                                    for i in range(0, len(x), batch_size)])
+            total = posteriors if total is None else total + posteriors
+            views += 1
+    assert total is not None
+    return total / views
+
+
 def vgg11(num_classes: int = 1000, *, in_channels: int = 3, batch_norm: bool = False, small_input: bool = False,
           dropout: float = 0.5) -> VGG:
     """VGG-11 (configuration A): 132,863,336 parameters for 1000 classes (the paper's 133 million)."""
@@ -225,4 +267,5 @@ def vgg16(num_classes: int = 1000, *, in_channels: int = 3, batch_norm: bool = F
                dropout=dropout)
 
 
-__all__ = ["VGG", "VGG11", "VGG13", "VGG16", "VGG19", "convolutional_head", "make_layers", "vgg11", "vgg16"]
+__all__ = ["VGG", "VGG11", "VGG13", "VGG16", "VGG19", "convolutional_head", "make_layers", "multi_scale_posteriors",
+           "vgg11", "vgg16"]

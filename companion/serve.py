@@ -12,7 +12,20 @@ scaled to [0, 1] as ``torchvision.transforms.ToTensor`` does, no normalisation).
   never a 500.
 
 Run it as a real server with ``python -m companion.serve --model fmnist_cnn --port 8000`` (a model
-of the course's zoo, served by uvicorn).
+of the course's zoo, served by uvicorn); :func:`running_server` starts that command on a free local
+port, waits for ``/health`` and stops it again (the chapter and the tests share it), and
+:func:`post_file` sends one multipart upload with the standard library.
+
+Export: :func:`export_onnx` (ONNX, checked with onnxruntime) and :func:`export_program`
+(``torch.export``, saved as a ``.pt2`` file), both with a dynamic batch axis. :func:`benchmark`
+measures latency (p50, p95 per request) and throughput (images/s) of any predict function, e.g.
+eager PyTorch against an onnxruntime session, at batch 1 and batched.
+
+The serving stack is the package's ``serve`` extra (:data:`REQUIREMENTS`, the same as
+``pyproject.toml``'s); :func:`missing_requirements` names what a notebook must install.
+
+Tools: FastAPI (https://fastapi.tiangolo.com), uvicorn, ONNX Runtime (https://onnxruntime.ai);
+``torch.export`` is built on TorchDynamo (Ansel et al., 2024, https://doi.org/10.1145/3620665.3640366).
 
 Introduced in chapter 27, *Serving a model*.
 """
@@ -20,16 +33,51 @@ Introduced in chapter 27, *Serving a model*.
 # No "from __future__ import annotations": FastAPI reads the route's annotations (UploadFile) at
 # run time, and the fastapi import stays inside create_app so that the module loads without it.
 import argparse
+import contextlib
+import importlib.util
 import io
-from collections.abc import Sequence
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from companion._checks import check_positive_int, check_tensor
+
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 """The largest accepted upload: 10 MiB."""
+
+REQUIREMENTS = {
+    "fastapi": "fastapi>=0.100",
+    "uvicorn": "uvicorn>=0.23",
+    "multipart": "python-multipart>=0.0.9",
+    "onnx": "onnx>=1.16",
+    "onnxruntime": "onnxruntime>=1.17",
+    "onnxscript": "onnxscript>=0.2",
+}
+"""The ``serve`` extra of ``pyproject.toml``: the module each requirement installs -> the requirement."""
+
+
+def missing_requirements() -> str:
+    """The ``serve`` requirements whose module is not installed, quoted for ``%pip install``.
+
+    ``""`` where everything is present (then a notebook installs nothing), e.g.
+    ``'"onnxruntime>=1.17" "onnxscript>=0.2"'`` in Colab, which ships FastAPI and uvicorn.
+    """
+    missing = [req for module, req in REQUIREMENTS.items() if importlib.util.find_spec(module) is None]
+    return " ".join(f'"{req}"' for req in missing)
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -51,17 +99,23 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const file = document.getElementById("file").files[0];
   const error = document.getElementById("error");
-  error.textContent = "";
+  const label = document.getElementById("label");
+  const table = document.getElementById("probabilities");
+  error.textContent = ""; label.textContent = ""; table.innerHTML = "";
   if (!file) { error.textContent = "Choose an image first."; return; }
   const preview = document.getElementById("preview");
   preview.src = URL.createObjectURL(file); preview.hidden = false;
   const body = new FormData(); body.append("file", file);
   const response = await fetch("predict", {method: "POST", body});
-  const answer = await response.json();
-  if (!response.ok) { error.textContent = answer.detail; return; }
-  document.getElementById("label").textContent = "Prediction: " + answer.label;
+  const answer = await response.json().catch(() => ({detail: response.statusText}));
+  if (!response.ok) {
+    const detail = answer.detail;
+    error.textContent = typeof detail === "string" ? detail : JSON.stringify(detail);
+    return;
+  }
+  label.textContent = "Prediction: " + answer.label;
   const rows = Object.entries(answer.probabilities).sort((a, b) => b[1] - a[1]);
-  document.getElementById("probabilities").innerHTML = rows.map(([name, p]) =>
+  table.innerHTML = rows.map(([name, p]) =>
     `<tr><td>${name}</td><td>${(100 * p).toFixed(1)}%</td></tr>`).join("");
 });
 </script></body></html>
@@ -87,7 +141,9 @@ def preprocess(data: bytes, image_size: tuple[int, int] = (28, 28), grayscale: b
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+    except UnidentifiedImageError:
+        raise ValueError("the upload is not an image Pillow can read (PNG, JPEG, ...)") from None
+    except (OSError, Image.DecompressionBombError) as error:  # e.g. a truncated file
         raise ValueError(f"the upload is not an image Pillow can read (PNG, JPEG, ...): {error}") from None
     height, width = image_size
     image = image.convert("L" if grayscale else "RGB").resize((width, height), Image.BILINEAR)  # PIL: (W, H)
@@ -178,6 +234,252 @@ def export_onnx(model: nn.Module, path: str | Path, example_input: Tensor) -> Pa
     return path
 
 
+def export_program(model: nn.Module, path: str | Path, example_input: Tensor) -> Path:
+    """Export ``model`` (in eval mode) with ``torch.export`` and a dynamic batch axis; save it as ``.pt2``.
+
+    ``torch.export`` traces the model into a graph of ATen operators (an ``ExportedProgram``) that
+    runs without the model's Python code; ``torch.export.load(path).module()`` gives it back as a
+    callable module.
+
+    Args:
+        model: the network to export.
+        path: where to write the ``.pt2`` file.
+        example_input (Tensor[N, ...]): an input of the shape the model takes (any batch size).
+
+    Returns:
+        The path written. Raises ``AssertionError`` if the reloaded program's output differs from
+        the model's on ``example_input`` (float32 tolerances).
+    """
+    if not isinstance(example_input, Tensor):
+        raise TypeError(f"example_input must be a tensor, got {type(example_input).__name__}")
+    path = Path(path)
+    model.eval()
+    # torch.export specialises a size of 1 (0/1 specialisation): trace a batch of two then
+    example = example_input.expand(2, *example_input.shape[1:]) if len(example_input) == 1 else example_input
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
+    torch.export.save(program, str(path))
+    reloaded = torch.export.load(str(path)).module()
+    with torch.inference_mode():
+        torch.testing.assert_close(reloaded(example_input), model(example_input))
+    return path
+
+
+def torch_runner(model: nn.Module) -> Callable[[Tensor], Tensor]:
+    """A predict function for :func:`benchmark`: the eager model in eval and inference mode."""
+    model.eval()
+
+    def predict(batch: Tensor) -> Tensor:
+        with torch.inference_mode():
+            return model(batch)
+
+    return predict
+
+
+def onnx_runner(path: str | Path, threads: int | None = None) -> Callable[[Tensor], np.ndarray]:
+    """A predict function for :func:`benchmark`: an onnxruntime session of the ONNX file ``path``.
+
+    Args:
+        path: an ONNX file with one input named ``input`` (as :func:`export_onnx` writes).
+        threads: onnxruntime's intra-op threads; default torch's (``torch.get_num_threads()``), so
+            that both runtimes get the same cores.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def predict(batch: Tensor) -> np.ndarray:
+        return session.run(None, {"input": batch.numpy()})[0]
+
+    return predict
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The measured latencies of one predict function at one batch size.
+
+    Attributes:
+        runtime: what ran, e.g. ``"PyTorch (eager)"``.
+        batch_size: images per call (one call is one request).
+        latencies_ms: the wall time of each timed call, in milliseconds.
+    """
+
+    runtime: str
+    batch_size: int
+    latencies_ms: tuple[float, ...]
+
+    @property
+    def p50_ms(self) -> float:
+        """The median latency of a request."""
+        return float(np.percentile(self.latencies_ms, 50))
+
+    @property
+    def p95_ms(self) -> float:
+        """The 95th percentile: 95% of the requests were at least this fast (linear interpolation)."""
+        return float(np.percentile(self.latencies_ms, 95))
+
+    @property
+    def images_per_s(self) -> float:
+        """Throughput: images classified per second of the timed calls."""
+        return self.batch_size * len(self.latencies_ms) / (sum(self.latencies_ms) / 1000)
+
+    def row(self) -> dict[str, str | int | float]:
+        """One row of a results table: runtime, batch, p50 (ms), p95 (ms), images/s."""
+        return {"runtime": self.runtime, "batch": self.batch_size, "p50 (ms)": self.p50_ms,
+                "p95 (ms)": self.p95_ms, "images/s": self.images_per_s}
+
+
+def benchmark(runners: dict[str, Callable[[Tensor], object]], images: Tensor, batch_sizes: Sequence[int] = (1, 64),
+              requests: int = 60, warmup: int = 3, rounds: int = 3) -> list[Timing]:
+    """Time every predict function at every batch size: latency per request and throughput.
+
+    Each request is one call on ``batch_size`` consecutive images of ``images`` (cycling through
+    them). The calls are timed with ``time.perf_counter`` in ``rounds`` interleaved rounds (each
+    runner and batch size in turn, ``requests / rounds`` calls each, after ``warmup`` untimed
+    calls), so that a change of load on a shared machine hits every setting alike.
+
+    Args:
+        runners: name -> predict function taking ``Tensor[B, C, H, W]`` (e.g. :func:`torch_runner`,
+            :func:`onnx_runner`).
+        images (Tensor[N, C, H, W]): the inputs, ``N >= max(batch_sizes)``.
+        batch_sizes: images per request.
+        requests: timed requests per runner and batch size (a multiple of ``rounds``).
+        warmup: untimed calls per runner and batch size, before the first round.
+        rounds: how many interleaved rounds the requests are split into.
+
+    Returns:
+        One :class:`Timing` per runner and batch size, in the order runners x batch_sizes.
+    """
+    check_tensor(images, "images", ndim=4, shape_hint="(N, C, H, W)", floating=True)
+    if not runners or not all(callable(r) for r in runners.values()):
+        raise TypeError("runners must map names to predict functions, e.g. {'PyTorch': torch_runner(model)}")
+    sizes = [check_positive_int(b, "batch size") for b in batch_sizes]
+    if max(sizes) > len(images):
+        raise ValueError(f"a batch of {max(sizes)} needs at least that many images, got {len(images)}")
+    for value, name in ((requests, "requests"), (rounds, "rounds")):
+        check_positive_int(value, name)
+    if requests % rounds:
+        raise ValueError(f"requests ({requests}) must be a multiple of rounds ({rounds})")
+    n = len(images)
+    calls: dict[tuple[str, int], int] = {}
+
+    def batch(key: tuple[str, int]) -> Tensor:
+        size = key[1]
+        start = (calls.get(key, 0) * size) % (n - size + 1)
+        calls[key] = calls.get(key, 0) + 1
+        return images[start:start + size]  # (B, C, H, W)
+
+    keys = [(name, size) for name in runners for size in sizes]
+    for key in keys:
+        for _ in range(warmup):
+            runners[key[0]](batch(key))
+    latencies: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    for _ in range(rounds):
+        for key in keys:
+            for _ in range(requests // rounds):
+                x = batch(key)
+                start = time.perf_counter()
+                runners[key[0]](x)
+                latencies[key].append(1000 * (time.perf_counter() - start))
+    return [Timing(name, size, tuple(latencies[(name, size)])) for name, size in keys]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def post_file(url: str, data: bytes, *, field: str = "file", filename: str = "image.png",
+              content_type: str = "image/png", timeout: float = 30.0) -> tuple[int, dict]:
+    """POST ``data`` as one multipart form field (as a browser's file upload does); return (status, JSON).
+
+    An HTTP error status (4xx, 5xx) is returned with its JSON body, not raised.
+    """
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n")
+    body = head.encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.load(error)
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server started by :func:`running_server`.
+
+    Attributes:
+        url: its base URL, e.g. ``http://127.0.0.1:51234`` (no trailing slash).
+        process: the ``python -m companion.serve`` process.
+        log_path: the file its output (uvicorn's log) goes to.
+    """
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        """What the server has written so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def running_server(model: str = "fmnist_cnn", *, timeout: float = 120.0, threads: int = 1) -> Iterator[Server]:
+    """Run ``python -m companion.serve --model MODEL --port N`` on a free local port for a ``with`` block.
+
+    Starts the server as a subprocess, waits until ``GET /health`` answers, yields a
+    :class:`Server`, and stops the process when the block ends (SIGTERM, which uvicorn handles by
+    finishing its requests; SIGKILL after 30 s).
+
+    Args:
+        model: a model of the course's zoo (``companion.zoo``).
+        timeout: seconds to wait for ``/health``.
+        threads: ``OMP_NUM_THREADS`` of the server process.
+
+    Raises:
+        RuntimeError: the server exited or did not answer in time; the message holds its log's end.
+    """
+    port = free_port()
+    log = tempfile.NamedTemporaryFile("w+b", prefix="companion-serve-", suffix=".log", delete=False)
+    process = subprocess.Popen([sys.executable, "-m", "companion.serve", "--model", model, "--port", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    server = Server(f"http://127.0.0.1:{port}", process, Path(log.name))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{server.url}/health", timeout=2) as response:
+                    if json.load(response) == {"status": "ok"}:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with code {process.returncode}:\n{server.log()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not answer /health in {timeout:g} s:\n{server.log()[-2000:]}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        os.unlink(log.name)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m companion.serve --model NAME --port N``: serve a zoo model with uvicorn."""
     import uvicorn
@@ -190,7 +492,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
-    model = zoo.load(args.model)
+    try:
+        model = zoo.load(args.model)
+    except (KeyError, FileNotFoundError) as error:  # an unknown or untrained checkpoint
+        parser.error(str(error).strip('"'))
     names = [FASHION_MNIST_CLASSES[c] for c in zoo.get(args.model).classes]  # the classes it was trained on
     uvicorn.run(create_app(model, names), host=args.host, port=args.port, log_level="info")
 

@@ -254,8 +254,10 @@ def export_program(model: nn.Module, path: str | Path, example_input: Tensor) ->
         raise TypeError(f"example_input must be a tensor, got {type(example_input).__name__}")
     path = Path(path)
     model.eval()
-    # torch.export specialises a size of 1 (0/1 specialisation): trace a batch of two then
+    # torch.export specialises a size of 1 (0/1 specialisation): trace a batch of two then. The
+    # program keeps its example, so copy it: a view would save the whole tensor it views.
     example = example_input.expand(2, *example_input.shape[1:]) if len(example_input) == 1 else example_input
+    example = example.detach().clone()
     program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
     torch.export.save(program, str(path))
     reloaded = torch.export.load(str(path)).module()

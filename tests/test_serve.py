@@ -179,6 +179,13 @@ def test_export_program_round_trip_with_any_batch(tmp_path, example_batch):
     torch.testing.assert_close(reloaded(x), model.eval()(x).detach())
 
 
+def test_export_program_saves_the_model_not_the_tensor_its_example_views(tmp_path):
+    model = tiny_model()
+    images = torch.randn(10_000, 1, 28, 28)  # 31 MB
+    path = serve.export_program(model, tmp_path / "model.pt2", images[:2])
+    assert path.stat().st_size < 200_000
+
+
 def test_exports_run_the_model_in_eval_mode(tmp_path):
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten()).train()
     with torch.no_grad():

@@ -52,8 +52,24 @@ def conv_transpose2d(x, weight, stride=1, *, mistake=None):
     out = x.new_zeros(weight.shape[1], (height - 1) * step + k + extra, (width - 1) * step + k)
     for i in range(height):
         for j in range(width):
-            out[:, i * step:i * step + k, j * step:j * step + k] += (x[:, i, j, None, None, None] * weight).sum(0)
+            stamp = (x[:, i, j, None, None, None] * weight).sum(0)  # (C_out, k, k)
+            if mistake == "overwrite":
+                out[:, i * step:i * step + k, j * step:j * step + k] = stamp
+            else:
+                out[:, i * step:i * step + k, j * step:j * step + k] += stamp
     return out
+
+
+def predicted_taps(*, mistake=None):
+    if mistake == "stride":  # stamps 1 apart
+        return [1, 2, 3, 4, 4, 3, 2, 1]
+    if mistake == "length":  # n * s + k outputs
+        return [1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 2, 1, 1, 1, 0, 0, 0]
+    if mistake == "even":  # k / s rounded, everywhere inside
+        return [1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1]
+    if mistake == "tensor":  # the right counts, as a tensor of floats: accepted
+        return torch.tensor([1.0, 1, 1, 2, 2, 1, 2, 2, 1, 2, 2, 1, 1, 1])
+    return [1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 2, 1, 1, 1]
 
 
 # (exercise, question, implementation, its mistake, words of the message it must get)
@@ -61,7 +77,7 @@ def conv_transpose2d(x, weight, stride=1, *, mistake=None):
 
 WRONG = [
     ("q1", source_coordinate, "mixed up", "align_corners is mixed up"),
-    ("q1", source_coordinate, "no offset", "half-pixel offset is missing"),
+    ("q1", source_coordinate, "no offset", "still the colleague's bug: the half-pixel offset is missing"),
     ("q1", source_coordinate, "inverted", "scale is inverted"),
     ("q1", source_coordinate, "no clamp", "not clamped"),
     ("q2", bilinear_resize, "nearest", "nearest-neighbour resizing"),
@@ -72,6 +88,10 @@ WRONG = [
     ("q3", conv_transpose2d, "flipped", "kernel is flipped"),
     ("q3", conv_transpose2d, "swapped axes", "first two axes are swapped"),
     ("q3", conv_transpose2d, "off by one", "off by one"),
+    ("q3", conv_transpose2d, "overwrite", "overlapping stamps overwrite each other"),
+    ("q4", predicted_taps, "stride", "the stride is ignored"),
+    ("q4", predicted_taps, "length", "the length is wrong"),
+    ("q4", predicted_taps, "even", "the overlap is not even"),
 ]
 
 CHEATS = [

@@ -1,4 +1,9 @@
-"""Exercise 4, question 1: where an output pixel reads the input, ``source_coordinate``.
+"""Exercise 4, question 1: find the bug in a colleague's ``source_coordinate``, where an output pixel reads the input.
+
+The notebook shows a colleague's version that is right for ``align_corners=True`` and half a pixel
+off for ``align_corners=False``: it scales the pixel *index* instead of the pixel *centre* (a
+typical bug: the "half-pixel offset" of OpenCV and TensorFlow 2's ``half_pixel_centers``). The
+learner writes the fixed function.
 
 The reference is torch itself: ``F.interpolate(mode="linear")`` applied to the ramp
 ``0, 1, ..., in_size - 1`` returns, at output index ``i``, the (clamped) input position it reads.
@@ -104,16 +109,17 @@ QUESTION = Question(
         Mistake("align_corners is mixed up: align_corners=True lines up the centres of the corner pixels, "
                 "u = i * (in_size - 1) / (out_size - 1); align_corners=False lines up the outer edges of the "
                 "pixel grids, u = (i + 0.5) * in_size / out_size - 0.5.", matches=other_convention),
-        Mistake("the half-pixel offset is missing: with align_corners=False, pixel i covers [i, i + 1) and its "
-                "centre is at i + 0.5, so add 0.5 before scaling and subtract it after.", matches=no_half_pixel),
+        Mistake("this is still the colleague's bug: the half-pixel offset is missing. With align_corners=False, "
+                "pixel i covers [i, i + 1) and its centre is at i + 0.5: scale the centre, not the index, and "
+                "take the half pixel off again in input units.", matches=no_half_pixel),
         Mistake("the scale is inverted: one output step is in_size / out_size input steps (smaller than 1 when "
                 "upsampling), not out_size / in_size.", matches=inverted_scale),
         Mistake("the coordinate is not clamped: near the borders u can fall outside the image, and torch reads "
                 "the nearest position inside it, between 0 and in_size - 1.", matches=not_clamped),
     ),
     hints=(
-        "Try in_size=2, out_size=4 on paper. With align_corners=True the first and last outputs read the first "
-        "and last inputs exactly.",
+        "Run the colleague's cell: for align_corners=False, by how much is every one of their positions off "
+        "torch's, in output pixels and in input pixels?",
         "With align_corners=False, draw the pixels as unit squares: output pixel i has its centre at i + 0.5 in "
         "output units. Convert that point to input units, then to an input index (centres at j + 0.5).",
         "Clamp the result into [0, in_size - 1].",

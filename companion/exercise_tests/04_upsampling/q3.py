@@ -2,7 +2,9 @@
 
 The reference is ``torch.nn.functional.conv_transpose2d`` on a batch of one image, without
 padding; each known mistake is torch on changed arguments (stride 1, a flipped kernel, the weight's
-first two axes swapped) or an output one row too large or too small. The arithmetic is in Dumoulin
+first two axes swapped), an output one row too large or too small, or a scatter that writes each
+stamp over the overlapping part of the previous ones instead of adding to it (where the stamps
+overlap, ``k > stride``, the overlaps are exactly what makes the checkerboard of chapter 4). The arithmetic is in Dumoulin
 & Visin, "A guide to convolution arithmetic for deep learning" (2016),
 https://arxiv.org/abs/1603.07285, Section 4. An otter-grader exception-based test file that also
 defines ``QUESTION`` for ``companion.grade``.
@@ -55,6 +57,16 @@ def stride_ignored(value, expected, args):
     return _same(value, unstrided) or _same(value, fitted[:, :height, :width])
 
 
+def overwritten(x, weight, stride=1):
+    """The scatter with ``=`` instead of ``+=``: the last stamp to reach an output pixel wins."""
+    k = weight.shape[-1]
+    out = x.new_zeros(weight.shape[1], (x.shape[1] - 1) * stride + k, (x.shape[2] - 1) * stride + k)
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            out[:, i * stride:i * stride + k, j * stride:j * stride + k] = torch.einsum("c,cohw->ohw", x[:, i, j], weight)
+    return out if k > stride else None  # without overlaps the two agree
+
+
 def size_off_by_one(value, expected, args):
     return (isinstance(value, torch.Tensor) and value.dim() == 3 and value.shape[0] == expected.shape[0]
             and value.shape != expected.shape and all(abs(a - b) <= 1 for a, b in zip(value.shape[1:], expected.shape[1:])))
@@ -85,6 +97,9 @@ QUESTION = Question(
                 "channel o.",
                 value=lambda x, w, s: torch_conv_transpose2d(x, w.transpose(0, 1), s)
                 if w.shape[0] == w.shape[1] > 1 else None),  # (C_in, C_out, k, k) read as (C_out, C_in, k, k)
+        Mistake("overlapping stamps overwrite each other: where the stamps of neighbouring pixels overlap "
+                "(kernel larger than the stride), an output pixel receives the sum of all the taps that land on "
+                "it, so add each stamp into the output instead of assigning it.", value=overwritten),
         Mistake("the output size is off by one: H' = (H - 1) * stride + k (the last stamp starts at "
                 "(H - 1) * stride and is k rows tall), and likewise W'.", matches=size_off_by_one),
     ),

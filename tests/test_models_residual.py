@@ -442,24 +442,29 @@ def test_wide_block_types_count_and_shape(kernels):
 
 
 def test_wide_resnet_block_types_depth_rule_and_counts():
-    # the paper's Table 2: WRN-40-2 for the four blocks with 1x1 convolutions, WRN-28-2 for
-    # B(3,3), WRN-22-2 for B(3,1,3)
-    assert blocks_per_group(40, 3) == 4 and blocks_per_group(40, 2) == 6 and blocks_per_group(22, 3) == 2
+    # the paper's Table 2 (k = 2): n = (d - 4) / 6 blocks per group whatever the block type,
+    # which gives its parameter counts (millions)
+    assert blocks_per_group(40) == 6 and blocks_per_group(22) == 3
+    table = [((1, 3, 1), 40, 1.4), ((3, 1), 40, 1.2), ((1, 3), 40, 1.3), ((3, 1, 1), 40, 1.3),
+             ((3, 3), 28, 1.5), ((3, 1, 3), 22, 1.1)]
+    for kernels, depth, millions in table:
+        with torch.device("meta"):
+            assert round(count(wide_resnet(depth, 2, block=kernels)) / 1e6, 1) == millions
     model = wide_resnet(22, 2, block=(3, 1, 3))
-    assert [len(stage) for stage in model.stages] == [2, 2, 2]
+    assert [len(stage) for stage in model.stages] == [3, 3, 3]
     assert all(isinstance(b, WideBlock) for stage in model.stages for b in stage)
     expected = 3 * 16 * 9 + 2 * 128 + 128 * 10 + 10  # stem, final batch norm, classifier
     c_in = 16
     for width in (32, 64, 128):
-        for _ in range(2):
+        for _ in range(3):
             expected += _wide_block_count(c_in, width, (3, 1, 3))
             c_in = width
     assert count(model) == expected
     # B(3,3) with dropout between the convolutions is PreActBlock, with the same count
     assert isinstance(wide_resnet(16, 2).stages[0][0], PreActBlock)
     assert count(wide_resnet(16, 2, block=(3, 3), dropout_at="output")) == count(wide_resnet(16, 2))
-    with pytest.raises(ValueError, match=r"depth must be 9n \+ 4 .* got 28"):
-        wide_resnet(28, 2, block=(3, 1, 3))
+    with pytest.raises(ValueError, match=r"depth must be 6n \+ 4 .* got 27"):
+        wide_resnet(27, 2, block=(3, 1, 3))
     with pytest.raises(ValueError, match="kernels must be a non-empty list of odd kernel sizes"):
         WideBlock(8, 8, kernels=(3, 2))
     with pytest.raises(ValueError, match="dropout_at must be 'between' or 'output'"):

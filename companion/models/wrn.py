@@ -19,8 +19,10 @@ The block is :class:`~companion.models.preact.PreActBlock` and the trunk
 Two studies of the paper are options here. **Block types** (its section 2.1 and Table 2):
 ``B(3,3)`` is the block above; ``B(3,1,3)``, ``B(1,3,1)``, ``B(1,3)``, ``B(3,1)`` and
 ``B(3,1,1)`` list the kernel sizes of the block's convolutions, all at the same width (no
-bottleneck); :class:`WideBlock` builds any of them. A block of ``m`` convolutions makes the depth
-``d = 3 m n + 4``. **Dropout placement**: the paper puts dropout between the convolutions, inside
+bottleneck); :class:`WideBlock` builds any of them. The paper keeps ``n = (d - 4) / 6`` blocks per
+group whatever the block type (the parameter counts of its Table 2, e.g. 1.1M for WRN-22-2 with
+``B(3,1,3)``, come out only that way), so ``d`` counts two convolutions per block; so do we.
+**Dropout placement**: the paper puts dropout between the convolutions, inside
 the residual branch; :class:`WideBlock` can also put it on the block's output, after the
 addition, where it drops the shortcut's signal as well.
 
@@ -111,15 +113,12 @@ class WideBlock(nn.Module):
         return self.dropout(out) if self.dropout_at == "output" else out
 
 
-def blocks_per_group(depth: int, convs_per_block: int = 2) -> int:
-    """``n`` of a WRN of depth ``d = 3 m n + 4`` with ``m`` convolutions per block (``d = 6n + 4`` for ``B(3,3)``)."""
-    check_positive_int(convs_per_block, "convs_per_block")
-    step = 3 * convs_per_block
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < step + 4 or (depth - 4) % step != 0:
-        examples = ", ".join(str(step * n + 4) for n in (1, 2, 3, 4))
-        raise ValueError(f"depth must be {step}n + 4 for a whole number n >= 1 of blocks per group with "
-                         f"{convs_per_block} convolutions per block ({examples}, ...), got {depth!r}")
-    return (depth - 4) // step
+def blocks_per_group(depth: int) -> int:
+    """``n`` of WRN-``d``-``k``: ``d = 6n + 4``, for every block type (as in the paper)."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6 != 0:
+        raise ValueError(f"depth must be 6n + 4 for a whole number n >= 1 of blocks per group "
+                         f"(10, 16, 22, 28, 40, ...), got {depth!r}")
+    return (depth - 4) // 6
 
 
 def wide_resnet(depth: int, widen_factor: int, num_classes: int = 10, dropout: float = 0.0, *,
@@ -128,8 +127,8 @@ def wide_resnet(depth: int, widen_factor: int, num_classes: int = 10, dropout: f
     """WRN-``depth``-``widen_factor`` for 32x32 (or 28x28) images.
 
     Args:
-        depth: ``6n + 4`` (10, 16, 22, 28, 40, ...), with ``n`` blocks per group; ``3 m n + 4`` for
-            a block of ``m`` convolutions (``B(3,1,3)``: 13, 22, 31, 40, ...).
+        depth: ``6n + 4`` (10, 16, 22, 28, 40, ...), with ``n`` blocks per group, whatever the block
+            type (the paper's convention).
         widen_factor: ``k``, the width multiplier of the blocks (1 gives a thin pre-activation ResNet).
         num_classes: outputs of the classifier.
         dropout: dropout probability (the paper uses 0.3 when it does).
@@ -146,7 +145,7 @@ def wide_resnet(depth: int, widen_factor: int, num_classes: int = 10, dropout: f
     block = tuple(block)
     if not block:
         raise ValueError("block must list the kernel sizes of the block's convolutions, e.g. (3, 3), got ()")
-    n = blocks_per_group(depth, len(block))
+    n = blocks_per_group(depth)
     check_positive_int(widen_factor, "widen_factor")
     make_block = None
     if block != (3, 3) or dropout_at != "between":

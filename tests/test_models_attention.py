@@ -1,7 +1,8 @@
-"""SAGAN self-attention, multi-head self-attention and the Vision Transformer.
+"""SAGAN self-attention, AG-CNN's crop, local self-attention, multi-head self-attention and the ViT.
 
-The oracles: ``F.scaled_dot_product_attention`` for the SAGAN layer, ``nn.MultiheadAttention`` for
-our multi-head attention (same weights, same outputs, attention weights and gradients), and
+The oracles: ``F.scaled_dot_product_attention`` for the SAGAN layer, a plain ``F.unfold``
+implementation for local self-attention (values and gradients), known masks for the crop,
+sums written out for the class-specificity of SE gates, ``nn.MultiheadAttention`` for our multi-head attention (same weights, same outputs, attention weights and gradients), and
 torchvision's ``VisionTransformer`` for the whole ViT (its weights copied into ours).
 """
 
@@ -13,7 +14,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from companion.models.attention import SelfAttention2d
+from companion.models.attention import (LocalSelfAttention2d, SelfAttention2d, attention_crop, attention_heatmap,
+                                        largest_region_box)
+from companion.models.resnet import BasicBlock, ResNet
+from companion.models.se import SEBasicBlock, class_specificity, se_gates
 from companion.models.vit import MultiHeadSelfAttention, TransformerBlock, VisionTransformer, load_torch_attention
 
 # --- SAGAN self-attention -----------------------------------------------------------------------
@@ -263,3 +267,180 @@ def test_vit_errors():
         vit(torch.randn(1, 1, 32, 32))
     with pytest.raises(ValueError, match=r"tokens must be 3-D \(N, 1 \+ P, 32\)"):
         vit.head(torch.randn(2, 32))
+
+
+# --- AG-CNN's hard-attention crop -------------------------------------------------------------------
+
+
+def test_largest_region_box_of_a_known_mask():
+    mask = torch.zeros(8, 10, dtype=torch.bool)
+    mask[1:3, 1:3] = True          # 4 pixels
+    mask[4:7, 5:9] = True          # 12 pixels: the largest region, rows 4-6, columns 5-8
+    mask[7, 9] = True              # touches it diagonally: 8-connected, so part of it (13 pixels)
+    assert largest_region_box(mask).tolist() == [5, 4, 10, 8]   # (x0, y0, x1, y1), x1 and y1 exclusive
+    mask[7, 9] = False
+    assert largest_region_box(mask).tolist() == [5, 4, 9, 7]
+    assert largest_region_box(torch.zeros(3, 5, dtype=torch.bool)).tolist() == [0, 0, 5, 3]  # empty: whole image
+
+
+def test_attention_heatmap_is_the_normalised_channel_maximum_of_absolute_values():
+    torch.manual_seed(0)
+    features = torch.randn(2, 5, 4, 6)
+    heat = attention_heatmap(features)
+    expected = features.abs().amax(1)                                        # (N, h, w)
+    expected = expected - expected.flatten(1).amin(1)[:, None, None]
+    expected = expected / expected.flatten(1).amax(1)[:, None, None]
+    torch.testing.assert_close(heat, expected)
+    # a strongly negative response counts as much as a positive one (|f|), and a constant map gives zeros
+    features = torch.zeros(1, 2, 3, 3)
+    features[0, 1, 2, 0] = -4.0
+    assert attention_heatmap(features)[0].argmax().item() == 2 * 3 + 0
+    assert attention_heatmap(torch.ones(1, 2, 3, 3)).abs().max() == 0
+
+
+def test_attention_crop_cuts_the_box_of_the_hot_region_and_resizes_it():
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 16, 16)
+    heat = torch.zeros(2, 16, 16)
+    heat[0, 2:6, 9:15] = 1.0       # image 0: rows 2-5, columns 9-14
+    heat[0, 12, 1] = 1.0           # a smaller hot spot elsewhere is ignored
+    heat[1, 8:16, 0:4] = 0.9       # image 1: rows 8-15, columns 0-3
+    crops, boxes = attention_crop(images, heat, threshold=0.7, size=(8, 8))
+    assert boxes.tolist() == [[9, 2, 15, 6], [0, 8, 4, 16]]
+    assert crops.shape == (2, 3, 8, 8)
+    expected = F.interpolate(images[:1, :, 2:6, 9:15], size=(8, 8), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(crops[:1], expected)
+    # a coarse heat map is upsampled to the image first: one hot cell of a 4x4 map covers a 4x4 block
+    coarse = torch.zeros(1, 4, 4)
+    coarse[0, 1, 2] = 1.0
+    _, box = attention_crop(images[:1], coarse, threshold=0.7)
+    x0, y0, x1, y1 = box[0].tolist()
+    assert 8 <= x0 < x1 <= 12 and 4 <= y0 < y1 <= 8
+
+
+def test_attention_crop_errors():
+    with pytest.raises(ValueError, match="the same number of images, got 2 and 1"):
+        attention_crop(torch.zeros(2, 1, 4, 4), torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\), got 1.5"):
+        attention_crop(torch.zeros(1, 1, 4, 4), torch.zeros(1, 4, 4), threshold=1.5)
+    with pytest.raises(TypeError, match="mask must be a bool tensor"):
+        largest_region_box(torch.zeros(3, 3))
+
+
+# --- local self-attention with relative position embeddings ------------------------------------------
+
+
+def local_attention_reference(layer: LocalSelfAttention2d, x: torch.Tensor) -> torch.Tensor:
+    """Plain stand-alone self-attention: every neighbourhood unfolded, the full (k*k, d) offset table written out."""
+    n, _, h, w = x.shape
+    k, p, heads, d = layer.kernel_size, layer.kernel_size // 2, layer.heads, layer.head_dim
+    q = layer.query(x).view(n, heads, d, 1, h * w)                                   # (N, heads, d, 1, M)
+    keys = F.unfold(layer.key(x), k, padding=p).view(n, heads, d, k * k, h * w)       # (N, heads, d, k*k, M)
+    values = F.unfold(layer.value(x), k, padding=p).view(n, heads, d, k * k, h * w)
+    inside = F.unfold(torch.ones(1, 1, h, w, dtype=x.dtype), k, padding=p).view(k * k, h * w) > 0
+    # r[a * k + b] = [r_rows[a], r_cols[b]]: the embedding of the offset (a - p, b - p)
+    r = torch.cat([layer.rel_rows[:, None].expand(k, k, d // 2),
+                   layer.rel_cols[None, :].expand(k, k, d // 2)], dim=-1).reshape(k * k, d)
+    logits = (q * keys).sum(2) + torch.einsum("nhdm,od->nhom", q[:, :, :, 0], r)     # (N, heads, k*k, M)
+    weights = logits.masked_fill(~inside, float("-inf")).softmax(dim=2)
+    return (weights[:, :, None] * values).sum(3).view(n, heads * d, h, w)
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "k", "heads", "size"), [(3, 8, 3, 1, (5, 6)), (4, 8, 5, 2, (4, 7)),
+                                                                   (6, 12, 7, 3, (9, 5)), (2, 4, 3, 2, (1, 1)),
+                                                                   (5, 16, 5, 4, (3, 8))])
+def test_local_self_attention_matches_an_unfold_reference_values_and_gradients(c_in, c_out, k, heads, size):
+    torch.manual_seed(c_in + k)
+    ours = LocalSelfAttention2d(c_in, c_out, k, heads).double()
+    x1 = torch.randn(2, c_in, *size, dtype=torch.float64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    y = ours(x1)
+    expected = local_attention_reference(ours, x2)
+    assert y.shape == (2, c_out, *size)
+    torch.testing.assert_close(y, expected)
+    w = torch.randn_like(y)
+    grads = torch.autograd.grad((y * w).sum(), [x1, *ours.parameters()])
+    expected_grads = torch.autograd.grad((expected * w).sum(), [x2, *ours.parameters()])
+    for name, g, e in zip(["x", *(n for n, _ in ours.named_parameters())], grads, expected_grads):
+        torch.testing.assert_close(g, e, msg=name)
+
+
+def test_local_self_attention_gradcheck():
+    torch.manual_seed(0)
+    layer = LocalSelfAttention2d(2, 4, 3, 2).double()
+    x = torch.randn(1, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x,))
+
+
+def test_local_self_attention_offsets_point_the_right_way():
+    # Keys silent, embeddings that favour the row offset +1 and the column offset 0: y[i, j] = v[i + 1, j].
+    torch.manual_seed(0)
+    layer = LocalSelfAttention2d(2, 2, 3)
+    with torch.no_grad():
+        layer.key.weight.zero_()
+        layer.query.weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 0.0]])[:, :, None, None])  # q = (x_0, x_0)
+        layer.value.weight.copy_(torch.eye(2)[:, :, None, None])
+        layer.rel_rows.copy_(torch.tensor([[0.0], [0.0], [60.0]]))   # row offsets -1, 0, +1
+        layer.rel_cols.copy_(torch.tensor([[0.0], [60.0], [0.0]]))   # column offsets -1, 0, +1
+    x = torch.randn(1, 2, 4, 5)
+    x[:, 0] = 1.0                                                     # every query = (1, 1)
+    y = layer(x)
+    # rows 0-2 read the pixel below; the last row, whose neighbour below is outside, splits its weight
+    # between itself and the pixel above (logits 60 and 60)
+    torch.testing.assert_close(y[0, :, :3], x[0, :, 1:], atol=1e-5, rtol=0)
+    torch.testing.assert_close(y[0, 1, 3], (x[0, 1, 2] + x[0, 1, 3]) / 2, atol=1e-5, rtol=0)
+
+
+def test_local_self_attention_needs_fewer_parameters_than_a_convolution():
+    layer = LocalSelfAttention2d(64, 64, kernel_size=7, heads=8)
+    # three 1x1 projections, and k embeddings of d / 2 for the rows and for the columns (d = 64 / 8)
+    assert sum(p.numel() for p in layer.parameters()) == 3 * 64 * 64 + 2 * 7 * 4 == 12_344
+    assert sum(p.numel() for p in nn.Conv2d(64, 64, 7, bias=False).parameters()) == 49 * 64 * 64
+
+
+def test_local_self_attention_errors():
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        LocalSelfAttention2d(4, 8, 4)
+    with pytest.raises(ValueError, match="out_channels / heads must be an even integer"):
+        LocalSelfAttention2d(4, 12, 3, heads=4)
+    layer = LocalSelfAttention2d(4, 8, 3)
+    with pytest.raises(ValueError, match=r"expects x of shape \(N, 4, H, W\), got \(1, 3, 5, 5\)"):
+        layer(torch.randn(1, 3, 5, 5))
+
+
+# --- SE gates per class (chapter 11's class-specificity measure) -------------------------------------
+
+
+def test_se_gates_are_each_blocks_sigmoid_output_in_order():
+    torch.manual_seed(0)
+    model = ResNet(SEBasicBlock, (1, 1), num_classes=3, widths=(16, 32), in_channels=1, small_input=True).train()
+    x = torch.randn(5, 1, 12, 12)
+    gates = se_gates(model, x, batch_size=2)
+    assert model.training                                             # the mode is restored
+    assert [tuple(g.shape) for g in gates] == [(5, 16), (5, 32)]
+    model.eval()
+    with torch.no_grad():
+        h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        first = model.layer1[0]
+        expected = first.se.gates(BasicBlock.branch(first, h)).flatten(1)  # (N, 16)
+        torch.testing.assert_close(gates[0], expected)
+        expected = model.layer2[0].se.gates(BasicBlock.branch(model.layer2[0], model.layer1(h))).flatten(1)
+        torch.testing.assert_close(gates[1], expected)
+    with pytest.raises(ValueError, match="has no SEBlock"):
+        se_gates(nn.Sequential(nn.Conv2d(1, 2, 3)), x)
+
+
+def test_class_specificity_is_the_between_class_share_of_the_variance():
+    torch.manual_seed(0)
+    gates, labels = torch.rand(12, 3), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 2, 2, 1])
+    # by hand: sum over channels and classes of n_k (m_kc - m_c)^2, over the total sum of squares
+    m = gates.mean(0)
+    between = sum((labels == k).sum() * ((gates[labels == k].mean(0) - m) ** 2).sum() for k in range(3))
+    total = ((gates - m) ** 2).sum()
+    assert class_specificity(gates, labels) == pytest.approx(float(between / total), rel=1e-6)
+    # gates that are a function of the class: 1; the same gates for every class: 0; labels renamed: unchanged
+    assert class_specificity(torch.eye(3)[labels], labels) == pytest.approx(1.0)
+    assert class_specificity(torch.ones(12, 3), labels) == 0.0
+    assert class_specificity(gates, 7 * labels + 3) == pytest.approx(class_specificity(gates, labels))
+    with pytest.raises(ValueError, match="same number of images, got 12 and 11"):
+        class_specificity(gates, labels[:11])

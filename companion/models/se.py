@@ -23,6 +23,7 @@ Introduced in chapter 11, *Attention in vision*.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from companion._checks import check_positive_int, check_tensor
@@ -112,4 +113,65 @@ def se_resnet50(num_classes: int = 1000, *, in_channels: int = 3, small_input: b
     return ResNet(SEBottleneck, RESNET50_LAYERS, num_classes, in_channels=in_channels, small_input=small_input)
 
 
-__all__ = ["SEBasicBlock", "SEBlock", "SEBottleneck", "se_resnet50"]
+def se_gates(model: nn.Module, x: Tensor, batch_size: int = 500) -> list[Tensor]:
+    """The gates of every :class:`SEBlock` of ``model`` on the inputs ``x``, in the order they run.
+
+    The model runs in evaluation mode without gradients (its mode is restored afterwards); forward
+    hooks on each block's sigmoid record the gates.
+
+    Args:
+        model: a network containing SE blocks (e.g. ``ResNet(SEBasicBlock, ...)``).
+        x (Tensor[N, ...]): its inputs.
+        batch_size: images per forward pass.
+
+    Returns:
+        One Tensor[N, C_b] per SE block ``b`` (on the CPU), values in (0, 1).
+    """
+    blocks = [m for m in model.modules() if isinstance(m, SEBlock)]
+    if not blocks:
+        raise ValueError(f"{type(model).__name__} has no SEBlock")
+    check_tensor(x, "x", floating=True)
+    found: list[list[Tensor]] = [[] for _ in blocks]
+    hooks = [block.sigmoid.register_forward_hook(
+        lambda module, inputs, output, store=store: store.append(output.flatten(1).cpu()))  # (n, C_b)
+        for block, store in zip(blocks, found)]
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                model(x[start:start + batch_size])
+    finally:
+        model.train(training)
+        for hook in hooks:
+            hook.remove()
+    return [torch.cat(store) for store in found]
+
+
+def class_specificity(gates: Tensor, labels: Tensor) -> float:
+    """The share of the gates' variance that the class explains (eta squared), pooled over the channels.
+
+    ``sum_c sum_k n_k (m_kc - m_c)^2 / sum_c sum_i (g_ic - m_c)^2`` for class means ``m_kc`` and
+    overall means ``m_c``: 0 when every class has the same mean gates, 1 when the gates depend on the class alone. Hu et
+    al. find the gates of shallow blocks alike for all classes and those of deep blocks
+    class-specific (section 7.2, the role of excitation).
+
+    Args:
+        gates (Tensor[N, C]): e.g. one block's entry of :func:`se_gates`.
+        labels (Tensor[N]): integer classes.
+    """
+    check_tensor(gates, "gates", ndim=2, shape_hint="(N, C)", floating=True)
+    check_tensor(labels, "labels", ndim=1, shape_hint="(N,)")
+    if len(labels) != len(gates):
+        raise ValueError(f"gates and labels must hold the same number of images, got {len(gates)} and {len(labels)}")
+    gates = gates.double()
+    centred = gates - gates.mean(0)                                          # (N, C)
+    classes, labels = torch.unique(labels, return_inverse=True)
+    sums = torch.zeros(len(classes), gates.shape[1], dtype=gates.dtype).index_add_(0, labels, centred)  # (K, C)
+    counts = torch.bincount(labels, minlength=len(classes)).to(gates.dtype)  # (K,)
+    between = (sums ** 2 / counts[:, None]).sum()                            # sum_k n_k |m_k - m|^2
+    total = (centred ** 2).sum()
+    return float(between / total) if total > 0 else 0.0
+
+
+__all__ = ["SEBasicBlock", "SEBlock", "SEBottleneck", "class_specificity", "se_gates", "se_resnet50"]

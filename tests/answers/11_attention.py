@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+import companion.models.attention
 import companion.models.se
 import companion.models.vit
 
@@ -53,15 +54,40 @@ def patchify(x, patch_size, *, mistake=None):
     return patches.transpose(1, 2) if mistake == "not transposed" else patches
 
 
-def attention(q, k, v, *, mistake=None):
-    d = q.shape[-1]
-    if mistake == "swapped":
-        return (k @ q.transpose(-2, -1) / math.sqrt(d)).softmax(dim=-1) @ v
-    scores = q @ k.transpose(-2, -1)  # (..., T, S)
-    scores = scores / {"no scale": 1.0, "by d": d}.get(mistake, math.sqrt(d))
-    if mistake == "no softmax":
-        return scores @ v
-    return scores.softmax(dim=-2 if mistake == "axis" else -1) @ v
+class _SelfAttention(nn.Module):
+    """SAGAN's layer, right or with one mistake."""
+
+    def __init__(self, channels, mistake=None):
+        super().__init__()
+        self.query = nn.Conv2d(channels, channels // 8, 1)
+        self.key = nn.Conv2d(channels, channels // 8, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.full((1,), 0.1) if mistake == "gamma" else torch.zeros(1))
+        self.mistake = mistake
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q = self.query(x).flatten(2).transpose(1, 2)  # (N, M, C/8)
+        k = self.key(x).flatten(2)                    # (N, C/8, M)
+        v = self.value(x).flatten(2)                  # (N, C, M)
+        scores = q @ k / (math.sqrt(q.shape[-1]) if self.mistake == "scaled" else 1.0)
+        beta = scores.softmax(dim=1 if self.mistake == "axis" else -1)  # (N, M, M)
+        o = (v @ beta if self.mistake == "transposed" else v @ beta.transpose(1, 2)).view(n, c, h, w)
+        return self.gamma * o if self.mistake == "no shortcut" else self.gamma * o + x
+
+
+def sagan_layer(channels, *, mistake=None):
+    return _SelfAttention(channels, mistake)
+
+
+def predicted_entries(*, mistake=None):
+    return {None: 8 * 1024 ** 2, "per channel": 8 * 8 * 1024 ** 2, "linear": 8 * 1024, "one image": 1024 ** 2,
+            "channels": 8 * 64 * 1024}[mistake]
+
+
+def predicted_parameters(*, mistake=None):
+    return {None: 5201, "gamma": 5200, "biases": 5201 - 80, "biases and gamma": 5120, "full q k": 3 * 4160 + 1,
+            "size": 8 * 1024 ** 2}[mistake]
 
 
 # (exercise, question, implementation, its mistake, words of the message it must get)
@@ -77,12 +103,33 @@ WRONG = [
     ("q2", patchify, "channel last", "channel last"),
     ("q2", patchify, "swapped inside", "rows and columns are swapped"),
     ("q2", patchify, "not transposed", "(N, patch_dim, num_patches)"),
-    ("q3", attention, "no scale", "not scaled"),
-    ("q3", attention, "by d", "divided by d"),
-    ("q3", attention, "swapped", "queries and keys are swapped"),
-    ("q3", attention, "axis", "softmax runs over the wrong axis"),
-    ("q3", attention, "no softmax", "softmax is missing"),
+    ("q3", sagan_layer, "axis", "still the colleague's bug"),
+    ("q3", sagan_layer, "gamma", "gamma does not start at 0"),
+    ("q3", sagan_layer, "scaled", "divided by sqrt(d)"),
+    ("q3", sagan_layer, "transposed", "applied transposed"),
+    ("q3", sagan_layer, "no shortcut", "shortcut is missing"),
+    ("q4", predicted_entries, "per channel", "no channel axis"),
+    ("q4", predicted_entries, "linear", "one number per position"),
+    ("q4", predicted_entries, "one image", "the map of one image"),
+    ("q4", predicted_entries, "channels", "channels do not set the map's size"),
+    ("q5", predicted_parameters, "gamma", "gamma is forgotten"),
+    ("q5", predicted_parameters, "biases", "the biases are forgotten"),
+    ("q5", predicted_parameters, "biases and gamma", "biases and gamma are forgotten"),
+    ("q5", predicted_parameters, "full q k", "counted with C channels"),
+    ("q5", predicted_parameters, "size", "grows with the feature map"),
 ]
+
+
+class _SaganWithTorch(_SelfAttention):
+    """The layer with torch's fused attention inside."""
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        q = self.query(x).flatten(2).transpose(1, 2)  # (N, M, C/8)
+        k = self.key(x).flatten(2).transpose(1, 2)    # (N, M, C/8)
+        v = self.value(x).flatten(2).transpose(1, 2)  # (N, M, C)
+        o = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        return self.gamma * o.transpose(1, 2).reshape(n, c, h, w) + x
 
 
 class _Subclassed(torchvision.ops.SqueezeExcitation):
@@ -98,6 +145,6 @@ CHEATS = [
     ("q2", lambda x, p: nn.Unfold(p, stride=p)(x).transpose(1, 2)),
     ("q2", lambda x, p: F.conv2d(x.flatten(0, 1)[:, None], torch.eye(p * p, dtype=x.dtype).view(-1, 1, p, p), stride=p)
      .view(x.shape[0], -1, (x.shape[2] // p) * (x.shape[3] // p)).transpose(1, 2)),
-    ("q3", lambda q, k, v: F.scaled_dot_product_attention(q, k, v)),
-    ("q3", lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(q.shape[-1]))),
+    ("q3", lambda c: companion.models.attention.SelfAttention2d(c)),
+    ("q3", _SaganWithTorch),
 ]

@@ -5,11 +5,13 @@ Each implementation takes ``mistake=None`` (the right answer) or the name of one
 ``CHEATS`` rows are ``(question, answer)`` for answers that call what they are asked to write.
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+import companion.augment
 import companion.count
 import companion.models.vgg
 
@@ -69,6 +71,9 @@ def dense_scores(z, weight, bias, window, *, mistake=None):
 
 
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0, *, mistake=None):
+    if mistake in ("width", "height"):  # the colleague's bug: the window slides along a spatial axis
+        axis = 3 if mistake == "width" else 2
+        return local_response_norm(x.movedim(axis, 1), size, alpha, beta, k).movedim(1, axis)
     channels = x.shape[1]
     before, after = size // 2, (size - 1) // 2
     if mistake == "forward":
@@ -86,6 +91,19 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0, *, mistake=None):
         mean = total if mistake == "paper alpha" else total / size
     divisor = (0.0 if mistake == "no k" else k) + alpha * mean
     return x / (divisor if mistake == "no beta" else divisor ** beta)
+
+
+def predicted_score_map(*, mistake=None):
+    return {"no window": (12, 16), "strided": (1, 2), "swapped": (10, 6), "four pools": (18, 26),
+            "off by one": (5, 9)}.get(mistake, (6, 10))
+
+
+def rgb_covariance(pixels, *, mistake=None):
+    if mistake == "gram":
+        return pixels @ pixels.T  # (N, N)
+    mean = pixels.mean(dim=1 if mistake == "per pixel" else 0, keepdim=True)
+    centred = pixels if mistake == "not centred" else pixels - mean  # (N, 3)
+    return centred.T @ centred / (len(pixels) - (0 if mistake == "biased" else 1))
 
 
 def count_a_built_vgg(config, in_channels=3, num_classes=1000, batch_norm=False):
@@ -122,6 +140,17 @@ WRONG = [
     ("q4", local_response_norm, "no square", "not squared"),
     ("q4", local_response_norm, "no beta", "power beta is forgotten"),
     ("q4", local_response_norm, "no k", "k is forgotten"),
+    ("q4", local_response_norm, "width", "still the colleague's bug"),
+    ("q4", local_response_norm, "height", "still the colleague's bug"),
+    ("q5", predicted_score_map, "no window", "size of the feature map"),
+    ("q5", predicted_score_map, "strided", "windows do not jump by 7"),
+    ("q5", predicted_score_map, "swapped", "rows and columns are swapped"),
+    ("q5", predicted_score_map, "four pools", "five max-pools, not four"),
+    ("q5", predicted_score_map, "off by one", "off by one"),
+    ("q6", rgb_covariance, "per pixel", "still the colleague's bug"),
+    ("q6", rgb_covariance, "not centred", "not centred"),
+    ("q6", rgb_covariance, "biased", "divided by N"),
+    ("q6", rgb_covariance, "gram", "(N, N) matrix"),
 ]
 
 CHEATS = [
@@ -137,4 +166,7 @@ CHEATS = [
                                                         bias)[0]),
     ("q4", lambda x, size, alpha=1e-4, beta=0.75, k=1.0: F.local_response_norm(x, size, alpha, beta, k)),
     ("q4", lambda x, size, alpha=1e-4, beta=0.75, k=1.0: nn.LocalResponseNorm(size, alpha, beta, k)(x)),
+    ("q6", lambda pixels: torch.cov(pixels.T)),
+    ("q6", lambda pixels: torch.from_numpy(np.cov(pixels.numpy(), rowvar=False))),
+    ("q6", lambda pixels: companion.augment.rgb_covariance(pixels)),
 ]

@@ -1,4 +1,8 @@
-"""Exercise 5, question 4: local response normalisation across channels, ``local_response_norm``.
+"""Exercise 5, question 4: find the bug in a colleague's local response normalisation, ``local_response_norm``.
+
+The notebook shows a colleague's version that slides its window along the width (the last axis,
+where ``F.pad(x, (a, b))`` pads) instead of across the channels: a typical bug, since the
+normalisation looks the same along any axis. The learner writes the fixed function.
 
 AlexNet's normalisation divides each activation by a power of the energy of its neighbouring
 channels at the same position. The reference is ``torch.nn.functional.local_response_norm``
@@ -54,6 +58,24 @@ def mirrored_window(x, size, alpha, beta, k):
     return None if size % 2 else written_out(x, size, alpha, beta, k, before=(size - 1) // 2, after=size // 2)
 
 
+def spatial_window(x, size, alpha, beta, k):
+    """The colleague's bug: the window runs over neighbouring columns (or rows), not channels.
+
+    Returns the variant along the width and along the height, for ``matches`` to compare with both.
+    """
+    found = []
+    for axis in (3, 2):
+        moved = x.movedim(axis, 1)  # the spatial axis where the channels should be
+        found.append(written_out(moved, size, alpha, beta, k).movedim(1, axis))
+    return found
+
+
+def wrong_axis(value, expected, args):
+    if not isinstance(value, torch.Tensor) or value.shape != expected.shape:
+        return False
+    return any(torch.allclose(value.double(), v.double(), rtol=1e-5, atol=1e-7) for v in spatial_window(*args))
+
+
 SETTINGS = [  # (N, C, H, W, size)
     (2, 6, 3, 3, 3), (1, 7, 2, 4, 5), (2, 5, 3, 2, 2), (1, 8, 2, 2, 4), (2, 4, 3, 3, 1), (1, 6, 4, 3, 6),
     (2, 9, 2, 2, 5), (1, 3, 5, 5, 2),
@@ -87,6 +109,9 @@ QUESTION = Question(
     oracle="torch.nn.functional.local_response_norm",
     cases=cases,
     mistakes=(
+        Mistake("this is still the colleague's bug: the window slides over neighbouring columns or rows of one "
+                "channel. Local response normalisation sums the squares of neighbouring *channels* at the same "
+                "position: the window runs along dim 1 of (N, C, H, W).", matches=wrong_axis),
         Mistake("alpha is not divided by size: that is the 2012 paper's formula; PyTorch (like Caffe) averages "
                 "the squares over the window, k + alpha / size * sum.", value=variant(per_size=False)),
         Mistake("the window is not centred on the channel: it runs from c - size // 2 to c + (size - 1) // 2.",
@@ -103,6 +128,8 @@ QUESTION = Question(
                 value=variant(use_k=False)),
     ),
     hints=(
+        "Run the colleague's cell: which axis of x does their F.pad pad, and which axis does their window slide "
+        "along? Which one should it be?",
         "Work on one channel c first: which channels are in its window, and what happens near channel 0 and "
         "channel C - 1?",
         "Square x once, then for each channel sum the squares of its window over the channel axis (dim 1); the "

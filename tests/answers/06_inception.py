@@ -98,10 +98,27 @@ def inception_module(in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_
     return Module()
 
 
+def predicted_parameters(*, mistake=None):
+    units = [(320, 32, 1), (320, 32, 1), (32, 32, 3), (320, 32, 1), (32, 48, 3), (48, 64, 3)]  # (in, out, k)
+    bn = {"no bn": 0, "running stats": 4}.get(mistake, 2)
+    bias = 1 if mistake == "conv bias" else 0
+    total = sum(ci * co * k * k + (bn + bias) * co for ci, co, k in units)
+    if mistake != "no projection":
+        total += (320 if mistake == "projection from 320" else 128) * 320
+        total += 0 if mistake == "no projection bias" else 320
+    return total
+
+
 WRONG = [
+    ("q5", predicted_parameters, "no bn", "batch norms are forgotten"),
+    ("q5", predicted_parameters, "running stats", "running mean and variance are counted"),
+    ("q5", predicted_parameters, "conv bias", "are given a bias"),
+    ("q5", predicted_parameters, "no projection bias", "projection's bias is forgotten"),
+    ("q5", predicted_parameters, "projection from 320", "projection reads 320 channels"),
+    ("q5", predicted_parameters, "no projection", "projection is missing"),
     ("q1", label_smoothing_cross_entropy, "ignored", "smoothing is ignored"),
     ("q1", label_smoothing_cross_entropy, "others only", "other K - 1 classes only"),
-    ("q1", label_smoothing_cross_entropy, "no share", "misses its share"),
+    ("q1", label_smoothing_cross_entropy, "no share", "still the colleague's bug: the true class misses its share"),
     ("q1", label_smoothing_cross_entropy, "swapped", "eps and 1 - eps are swapped"),
     ("q1", label_smoothing_cross_entropy, "probabilities", "probabilities are used"),
     ("q1", label_smoothing_cross_entropy, "sum", "summed over the batch"),

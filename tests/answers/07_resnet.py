@@ -95,7 +95,40 @@ def option_a_shortcut(x, out_channels, stride, *, mistake=None):
     return torch.cat([sub, zeros], dim=1)
 
 
+def predicted_nonzero_gradients(*, mistake=None):
+    return {"all": 6, "none": 0, "gamma only": 1, "with conv2": 3}.get(mistake, 2)
+
+
+def zero_last_bn(model, *, mistake=None):
+    blocks = (torchvision.models.resnet.BasicBlock, torchvision.models.resnet.Bottleneck)
+    for m in model.modules():
+        if not isinstance(m, blocks):
+            continue
+        bottleneck = isinstance(m, torchvision.models.resnet.Bottleneck)
+        last = "bn3" if bottleneck else "bn2"
+        names = {"colleague": ["bn1"], "bn2": ["bn2"],
+                 "all": ["bn1", "bn2", "bn3"] if bottleneck else ["bn1", "bn2"]}.get(mistake, [last])
+        if mistake == "conv":
+            m.get_submodule("conv3" if bottleneck else "conv2").weight.data.zero_()
+        else:
+            for layer in names:
+                with torch.no_grad():
+                    getattr(m, layer).weight.zero_()
+        if mistake == "shortcut" and m.downsample is not None:
+            with torch.no_grad():
+                m.downsample[1].weight.zero_()
+
+
 WRONG = [
+    ("q5", predicted_nonzero_gradients, "all", "6 would mean every tensor learns"),
+    ("q5", predicted_nonzero_gradients, "none", "0 would mean the block never starts learning"),
+    ("q5", predicted_nonzero_gradients, "gamma only", "forgets one of the last batch norm's two parameters"),
+    ("q5", predicted_nonzero_gradients, "with conv2", "conv2's weight does not learn yet"),
+    ("q6", zero_last_bn, "colleague", "still the colleague's bug: bn1 is zeroed"),
+    ("q6", zero_last_bn, "bn2", "last batch norm is bn3, not bn2"),
+    ("q6", zero_last_bn, "all", "every batch norm of the branch is zeroed"),
+    ("q6", zero_last_bn, "shortcut", "shortcut's batch norm is zeroed too"),
+    ("q6", zero_last_bn, "conv", "last convolution's weight is zeroed instead"),
     ("q1", basic_block, "no projection", "projection shortcut is missing"),
     ("q1", basic_block, "half rule", "projection shortcut is missing"),
     ("q1", basic_block, "projection everywhere", "a projection shortcut is used where the shape does not change"),

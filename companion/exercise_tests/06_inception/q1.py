@@ -1,4 +1,7 @@
-"""Exercise 6, question 1: cross-entropy with label smoothing, ``label_smoothing_cross_entropy``.
+"""Exercise 6, question 1: find the bug in a colleague's label smoothing and fix it, ``label_smoothing_cross_entropy``.
+
+The notebook shows a colleague's version that writes ``1 - eps`` at the label over a target filled with
+``eps / K``, so the true class misses its share ``eps / K`` and the target sums to ``1 - eps / K``.
 
 The reference is ``torch.nn.functional.cross_entropy(logits, labels, label_smoothing=eps)``; each
 known mistake is the same loss against a wrongly smoothed target (the smoothing spread over the
@@ -83,8 +86,9 @@ QUESTION = Question(
         Mistake("the smoothing is spread over the other K - 1 classes only (eps / (K - 1) each). PyTorch and the "
                 "paper spread eps over all K classes, the label included, so the label gets 1 - eps + eps / K.",
                 value=against(lambda h, eps, k: (1 - eps) * h + eps / (k - 1) * (1 - h))),
-        Mistake("the true class misses its share eps / K: the target is (1 - eps) * one_hot + eps / K for every "
-                "class, so it sums to 1.", value=against(lambda h, eps, k: (1 - eps) * h + eps / k * (1 - h))),
+        Mistake("this is still the colleague's bug: the true class misses its share eps / K (writing 1 - eps at the "
+                "label overwrites it). The target is (1 - eps) * one_hot + eps / K for every class, so it sums "
+                "to 1.", value=against(lambda h, eps, k: (1 - eps) * h + eps / k * (1 - h))),
         Mistake("eps and 1 - eps are swapped: the one-hot target keeps the weight 1 - eps and the uniform "
                 "distribution gets eps.", value=against(lambda h, eps, k: eps * h + (1 - eps) / k)),
         Mistake("probabilities are used where log-probabilities belong: the cross-entropy is "

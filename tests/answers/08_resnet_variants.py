@@ -35,9 +35,10 @@ class _PreActBlock(nn.Module):
         else:
             branch = self.conv2(torch.relu(self.bn2(self.conv1(pre))))
         if self.shortcut is not None:
-            shortcut = self.shortcut(x if self.mistake in ("projection from x", "post-activation") else pre)
+            from_x = self.mistake in ("projection from x", "post-activation", "colleague")
+            shortcut = self.shortcut(x if from_x else pre)
         else:
-            shortcut = pre if self.mistake == "identity preactivated" else x
+            shortcut = pre if self.mistake in ("identity preactivated", "colleague") else x
         out = branch + shortcut
         return torch.relu(out) if self.mistake == "relu after" else out
 
@@ -94,7 +95,16 @@ def dense_weight(weight, groups, *, mistake=None):
 
 
 # (question, implementation, its mistake, words of the message it must get)
+def predicted_ratio(*, mistake=None):
+    return {"linear": 10.0, "cubic": 1000.0, "sum": 20.0, "none": 1.0}.get(mistake, 100.0)
+
+
 WRONG = [
+    ("q1", preact_block, "colleague", "still the colleague's bug: the two shortcuts are swapped"),
+    ("q5", predicted_ratio, "linear", "10 would be right if the parameters grew like the width"),
+    ("q5", predicted_ratio, "cubic", "1000 counts one factor of k too many"),
+    ("q5", predicted_ratio, "sum", "20 adds the widening"),
+    ("q5", predicted_ratio, "none", "1 would mean the width does not change the count"),
     ("q1", preact_block, "relu after", "ReLU is applied after the addition"),
     ("q1", preact_block, "post-activation", "the original order, conv-BN-ReLU"),
     ("q1", preact_block, "identity preactivated", "identity shortcut carries relu(bn1(x))"),

@@ -1,6 +1,7 @@
-"""Exercise 8, question 1: a pre-activation residual block, ``preact_block``.
+"""Exercise 8, question 1: find the bug in a colleague's pre-activation block and fix it, ``preact_block``.
 
-The learner writes a function that returns an ``nn.Module`` with the parameter names of
+The notebook shows a colleague's block whose two shortcuts are swapped: the identity shortcut
+carries the pre-activated input relu(bn1(x)) and the projection shortcut reads x. The learner writes a function that returns an ``nn.Module`` with the parameter names of
 ``companion.models.preact.PreActBlock`` (``bn1``, ``conv1``, ``bn2``, ``conv2`` and, where the block
 changes shape, ``shortcut``). The grader builds it, loads random weights and batch-norm statistics
 into it, and runs it in evaluation and in training mode; only the outputs come back. The reference
@@ -165,6 +166,10 @@ QUESTION = Question(
     cases=cases,
     call=run_block,
     mistakes=(
+        Mistake("this is still the colleague's bug: the two shortcuts are swapped. The identity shortcut must carry "
+                "x itself (not relu(bn1(x))), so that the path from block to block stays clean; only the projection "
+                "shortcut reads the pre-activated input relu(bn1(x)).",
+                value=lambda *args: functional_block(*args, identity_preactivated=True, projection_from_x=True)),
         Mistake("ReLU is applied after the addition: a pre-activation block ends with the addition, "
                 "x + F(x), so that the identity path stays clean; the ReLUs sit inside the branch, before "
                 "each convolution.", value=mistake(relu_after=True)),

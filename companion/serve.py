@@ -1,4 +1,4 @@
-"""Serving a model: an HTTP prediction API (FastAPI) and an ONNX export checked with onnxruntime.
+"""Serving a model: an HTTP prediction API (FastAPI, uvicorn), exports (ONNX, torch.export), a benchmark.
 
 The contract of a served classifier is the model *and* its preprocessing: the server must turn an
 uploaded file into exactly the tensor the model was trained on (here: greyscale or RGB, resized,
@@ -27,7 +27,7 @@ The serving stack is the package's ``serve`` extra (:data:`REQUIREMENTS`, the sa
 Tools: FastAPI (https://fastapi.tiangolo.com), uvicorn, ONNX Runtime (https://onnxruntime.ai);
 ``torch.export`` is built on TorchDynamo (Ansel et al., 2024, https://doi.org/10.1145/3620665.3640366).
 
-Introduced in chapter 27, *Serving a model*.
+Introduced in chapter 27, *Serving a model behind an HTTP API*.
 """
 
 # No "from __future__ import annotations": FastAPI reads the route's annotations (UploadFile) at

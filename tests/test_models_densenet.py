@@ -1,9 +1,10 @@
-"""Chapter 9's additions to ``companion.models.densenet``: ``feature_reuse`` with the layer after the block.
+"""Chapter 9's additions to ``companion.models.densenet``: ``feature_reuse`` and ``reuse_by_ablation``.
 
-The oracle for the extra row is the weights themselves: a transition's (or the classifier's) weight
-set slice by slice to known values must come back as those values, and a layer reading the wrong
-number of channels gets a clear message. The channel walk of exercise 9, question 1, is checked
-against torchvision's ``DenseNet`` here too (its reference uses the formula).
+The oracle for ``feature_reuse``'s extra row is the weights themselves: a transition's (or the
+classifier's) weight set slice by slice to known values must come back as those values, and a layer
+reading the wrong number of channels gets a clear message. The oracle for ``reuse_by_ablation`` is
+the whole model run with one weight slice zeroed at a time. The channels and parameters that
+exercise 9 measures (questions 1 and 2) are checked against the companion and the formulas here too.
 """
 
 import runpy
@@ -71,14 +72,18 @@ def test_feature_reuse_explains_a_wrong_following_layer():
         densenet_module.feature_reuse(block, nn.Conv2d(11, 5, 1))
 
 
-@pytest.mark.parametrize("init, k, blocks", [(64, 32, (6, 12, 24, 16)), (96, 48, (6, 12, 36, 24)),
-                                             (24, 12, (16, 16, 16)), (7, 5, (3, 1, 4)), (16, 8, (6, 6))])
-def test_the_channel_walk_of_exercise_9_matches_torchvision_and_the_companion(init, k, blocks):
-    walk = runpy.run_path(str(ROOT / "companion" / "exercise_tests" / "09_densenet" / "q1.py"))["reference"]
-    with torch.device("meta"):
-        theirs = torchvision.models.DenseNet(k, blocks, init)
-        ours = densenet_module.DenseNet(k, blocks, init)
-    assert walk(init, k, blocks, 0.5) == theirs.classifier.in_features == ours.out_channels
+def test_the_channels_and_parameters_of_exercise_9_match_the_companion_and_the_formulas():
+    """Exercise 9's predictions (q1, q2) are measured on torchvision; the companion and the formulas agree."""
+    channels = runpy.run_path(str(ROOT / "companion" / "exercise_tests" / "09_densenet" / "q1.py"))["measured"]()
+    parameters = runpy.run_path(str(ROOT / "companion" / "exercise_tests" / "09_densenet" / "q2.py"))["measured"]()
+    ours = densenet_module.DenseNet(12, (5, 4), 24)
+    after, reads, out = (24 + 5 * 12) // 2, (24 + 5 * 12) // 2 + 2 * 12, (24 + 5 * 12) // 2 + 4 * 12
+    assert channels == (ours.features.transition1.conv.out_channels,
+                        ours.features.denseblock2.denselayer3.conv1.in_channels, ours.out_channels) == (after, reads, out)
+    m, k = reads, 12
+    layer = 2 * m + m * 4 * k + 2 * 4 * k + 4 * k * k * 9  # the chapter's P_l
+    assert parameters == (sum(p.numel() for p in ours.features.denseblock2.denselayer3.parameters()),
+                          sum(p.numel() for p in ours.features.transition1.parameters())) == (layer, 2 * 84 + 84 * 42)
 
 
 def _ablated_by_hand(model, weight, columns, x, y):

@@ -26,7 +26,7 @@ second-to-last depthwise layer stride 2, a typo (the map stays 7x7), so ours has
 The course's own ``small_input=True`` gives the stem convolution and the first stride-2 stage
 stride 1, for 28x28 and 32x32 images (the whole network then shrinks the image 8 times, not 32).
 
-Introduced in chapter 10, *Lightweight CNNs: MobileNet and SqueezeNet*.
+Introduced in chapter 10, *Lightweight CNNs: MobileNet, SqueezeNet and EfficientNet*.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ replaces the stem convolution by a 3x3/1 one, for 28x28 and 32x32 images.
 The max-pools round their output size up (``ceil_mode=True``), as Caffe, in which the paper's
 models were trained, does; dropout (50%) follows fire9, as in the paper.
 
-Introduced in chapter 10, *Lightweight CNNs: MobileNet and SqueezeNet*.
+Introduced in chapter 10, *Lightweight CNNs: MobileNet, SqueezeNet and EfficientNet*.
 """
 
 from __future__ import annotations

@@ -5,8 +5,6 @@ Each implementation takes ``mistake=None`` (the right answer) or the name of one
 ``CHEATS`` rows are ``(question, answer)`` for answers that call what they are asked to write.
 """
 
-import math
-
 import torch
 import torchvision
 from torch import nn
@@ -15,26 +13,27 @@ import companion.count
 import companion.models.densenet
 
 
-def densenet_channels(num_init_features, growth_rate, block_config, compression=0.5, *, mistake=None):
-    theta = 1.0 if mistake == "no compression" else compression
-    channels = num_init_features
-    for i, n in enumerate(block_config):
-        added = growth_rate if mistake == "growth once" else n * growth_rate
-        channels = added if mistake == "input lost" else channels + added
-        if i < len(block_config) - 1 or mistake == "compress last":
-            channels = math.ceil(theta * channels) if mistake == "round up" else int(theta * channels)
-    return channels
+def predicted_channels(*, mistake=None):
+    block1 = (0 if mistake == "input lost" else 24) + 5 * 12
+    after = block1 if mistake == "no compression" else block1 // 2
+    reads = after + {"own output": 3 * 12, "no input": 2 * 12 - after}.get(mistake, 2 * 12)
+    out = after + 4 * 12
+    out = {"compress last": out // 2, "block output": 4 * 12}.get(mistake, out)
+    return after, reads, out
 
 
-def dense_layer_parameters(in_channels, growth_rate, bn_size=4, *, mistake=None):
+def predicted_parameters(*, mistake=None):
+    m, k, wide = 66, 12, 48
+    if mistake == "wrong m":
+        m = 42 + 3 * k
     bn = {"no bn": 0, "running stats": 4}.get(mistake, 2)
-    kernel = 1 if mistake == "kernel" else 9
     bias = mistake == "bias"
+    kernel = 1 if mistake == "kernel" else 9
+    layer = bn * m + m * wide + bias * wide + bn * wide + wide * k * kernel + bias * k
     if mistake == "no bottleneck":
-        return bn * in_channels + in_channels * growth_rate * kernel
-    wide = (4 if mistake == "bn_size" else bn_size) * growth_rate
-    return (bn * in_channels + in_channels * wide + bias * wide + bn * wide + wide * growth_rate * kernel
-            + bias * growth_rate)
+        layer = 2 * m + m * k * 9
+    transition = 2 * 84 + 84 * (84 if mistake == "no compression" else 42)
+    return layer, transition
 
 
 def dense_layer(in_channels, growth_rate, bn_size=4, *, mistake=None):
@@ -83,17 +82,19 @@ def dense_block(num_layers, in_channels, growth_rate, bn_size=4, *, mistake=None
 
 
 WRONG = [
-    ("q1", densenet_channels, "no compression", "transitions do not compress"),
-    ("q1", densenet_channels, "compress last", "last block is compressed too"),
-    ("q1", densenet_channels, "round up", "rounds up"),
-    ("q1", densenet_channels, "growth once", "adds the growth rate only once"),
-    ("q1", densenet_channels, "input lost", "input channels are lost"),
-    ("q2", dense_layer_parameters, "no bn", "batch norms are not counted"),
-    ("q2", dense_layer_parameters, "running stats", "running statistics are counted"),
-    ("q2", dense_layer_parameters, "bias", "convolutions have a bias"),
-    ("q2", dense_layer_parameters, "kernel", "3x3 kernel is forgotten"),
-    ("q2", dense_layer_parameters, "no bottleneck", "bottleneck is missing"),
-    ("q2", dense_layer_parameters, "bn_size", "bn_size is ignored"),
+    ("q1", predicted_channels, "no compression", "transition does not compress"),
+    ("q1", predicted_channels, "input lost", "block's input is forgotten"),
+    ("q1", predicted_channels, "own output", "cannot read its own output"),
+    ("q1", predicted_channels, "no input", "reads the block's input too"),
+    ("q1", predicted_channels, "compress last", "no transition after the last block"),
+    ("q1", predicted_channels, "block output", "output keeps its input"),
+    ("q2", predicted_parameters, "no compression", "without compression"),
+    ("q2", predicted_parameters, "no bn", "batch norms are not counted"),
+    ("q2", predicted_parameters, "running stats", "running statistics are counted"),
+    ("q2", predicted_parameters, "bias", "convolutions have a bias"),
+    ("q2", predicted_parameters, "no bottleneck", "bottleneck is missing"),
+    ("q2", predicted_parameters, "kernel", "3x3 kernel is forgotten"),
+    ("q2", predicted_parameters, "wrong m", "layer's input is wrong"),
     ("q3", dense_layer, "concatenate", "returns the concatenation"),
     ("q3", dense_layer, "final relu", "output goes through a ReLU"),
     ("q3", dense_layer, "no padding", "no padding"),
@@ -101,7 +102,7 @@ WRONG = [
     ("q3", dense_layer, "second relu", "between norm2 and conv2 is missing"),
     ("q4", dense_block, "no input", "input is missing from its output"),
     ("q4", dense_block, "last only", "only the last layer's output"),
-    ("q4", dense_block, "reversed", "wrong order"),
+    ("q4", dense_block, "reversed", "wrong order, the colleague's bug"),
 ]
 
 
@@ -149,15 +150,24 @@ def _torchvision_block(num_layers, in_channels, growth_rate, bn_size=4):
     return Wrapped()
 
 
+def _measured_channels():
+    model = companion.models.densenet.DenseNet(12, (5, 4), 24)
+    return (model.features.transition1.conv.out_channels,
+            model.features.denseblock2.denselayer3.conv1.in_channels, model.classifier.in_features)
+
+
+def _counted_parameters():
+    model = torchvision.models.DenseNet(12, (5, 4), 24)
+    return (companion.count.count_parameters(model.features.denseblock2.denselayer3),
+            companion.count.count_parameters(model.features.transition1))
+
+
 CHEATS = [
-    ("q1", lambda c, k, blocks, theta=0.5: torchvision.models.DenseNet(k, blocks, c).classifier.in_features),
-    ("q1", lambda c, k, blocks, theta=0.5: companion.models.densenet.DenseNet(k, blocks, c).out_channels),
-    ("q2", lambda m, k, b=4: companion.count.count_parameters(companion.models.densenet.DenseLayer(m, k, b))),
-    ("q2", lambda m, k, b=4: sum(p.numel()
-                                 for p in torchvision.models.densenet._DenseLayer(m, k, b, 0.0).parameters())),
-    ("q2", lambda m, k, b=4: sum(p.numel() for p in nn.Sequential(nn.BatchNorm2d(m), nn.Conv2d(m, b * k, 1, bias=False),
-                                                                  nn.BatchNorm2d(b * k),
-                                                                  nn.Conv2d(b * k, k, 3, bias=False)).parameters())),
+    ("q1", _measured_channels),
+    ("q1", lambda: (torchvision.models.DenseNet(12, (5, 4), 24).features.transition1.conv.out_channels, 66, 90)),
+    ("q2", _counted_parameters),
+    ("q2", lambda: (8580, sum(p.numel() for p in nn.Sequential(nn.BatchNorm2d(84), nn.Conv2d(84, 42, 1, bias=False))
+                                   .parameters()))),
     ("q3", _companion_layer),
     ("q3", _torchvision_layer),
     ("q4", _companion_block),

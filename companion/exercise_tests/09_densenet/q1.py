@@ -1,14 +1,16 @@
-"""Exercise 9, question 1: the channels at the end of a DenseNet, ``densenet_channels``.
+"""Exercise 9, question 1: predict, then measure, how the channels grow through a small DenseNet.
 
-A dense block of ``L`` layers with growth rate ``k`` turns ``C`` channels into ``C + L k``; a
-transition with compression ``theta`` turns ``m`` channels into ``floor(theta m)`` (Huang et al.,
-*Densely Connected Convolutional Networks*, CVPR 2017, https://arxiv.org/abs/1608.06993, section 3).
-The reference walks the blocks as torchvision's ``DenseNet`` builds them (which always compresses by
-0.5: ``tests/test_models_densenet_9.py`` checks the walk against it), with ``theta`` as a parameter.
+The learner writes down three numbers before building anything, for
+``DenseNet(growth_rate=12, block_config=(5, 4), num_init_features=24)`` (a DenseNet-BC, compression
+0.5): the channels that leave transition 1, the channels that layer 3 of block 2 reads, and the
+channels that block 2 outputs. A dense block of ``L`` layers turns ``C`` channels into ``C + L k``,
+its layer ``l`` reads ``C + (l - 1) k``, and a transition turns ``m`` into ``floor(theta m)``
+(Huang et al., *Densely Connected Convolutional Networks*, CVPR 2017, https://arxiv.org/abs/1608.06993,
+section 3). The reference measures the three numbers on torchvision's ``DenseNet``; the common
+wrong predictions are known mistakes (no compression, ``C + l k``, the block's input forgotten, a
+transition after the last block).
 An otter-grader exception-based test file that also defines ``QUESTION`` for ``companion.grade``.
 """
-
-import math
 
 from otter.test_files import test_case
 
@@ -17,86 +19,75 @@ from companion.grade import Case, Forbidden, Mistake, Question
 OK_FORMAT = False
 name = "q1"
 points = 2
+GROWTH, BLOCKS, INIT = 12, (5, 4), 24
 
 
-def walk(num_init_features, growth_rate, block_config, compression=0.5, *, rounding=math.floor,
-         growth_once=False, keep_input=True, compress_last=False):
-    """The channels after the last dense block, right with the defaults, or with one thing changed."""
-    channels = num_init_features
-    for i, n in enumerate(block_config):
-        channels = (channels if keep_input else 0) + (growth_rate if growth_once else n * growth_rate)
-        if i < len(block_config) - 1 or compress_last:
-            channels = int(rounding(compression * channels))
-    return channels
+def measured():
+    """(after transition 1, read by layer 3 of block 2, out of block 2), measured on torchvision's DenseNet."""
+    import torch
+    import torchvision
 
-
-def reference(num_init_features, growth_rate, block_config, compression=0.5):
-    return walk(num_init_features, growth_rate, block_config, compression)
-
-
-def variant(**changes):
-    def value(num_init_features, growth_rate, block_config, compression):
-        return walk(num_init_features, growth_rate, block_config, compression, **changes)
-    return value
-
-
-def rounded_up(value, expected, args):
-    """A transition that rounds theta * m up or to the nearest integer instead of down."""
-    if type(value) is not int:
-        return False
-    return any(value == walk(*args, rounding=r) for r in (math.ceil, round))
-
-
-# (num_init_features, growth_rate, block_config, compression): DenseNet-121, -169, -201 and -161,
-# CIFAR DenseNet-BC networks, and other compressions (odd channel counts show the rounding).
-SETTINGS = [
-    (64, 32, (6, 12, 24, 16), 0.5), (64, 32, (6, 12, 32, 32), 0.5), (96, 48, (6, 12, 36, 24), 0.5),
-    (24, 12, (16, 16, 16), 0.5), (16, 8, (6, 6), 0.5), (16, 12, (12, 12, 12), 1.0),
-]
+    with torch.device("meta"):
+        model = torchvision.models.DenseNet(GROWTH, BLOCKS, INIT)
+    return (model.features.transition1.conv.out_channels,
+            model.features.denseblock2.denselayer3.conv1.in_channels,
+            model.classifier.in_features)
 
 
 def cases(draw):
-    found = [Case(s, f"densenet_channels({s[0]}, {s[1]}, {s[2]}, compression={s[3]})") for s in SETTINGS]
-    for _ in range(6):  # random small networks, with odd channel counts and fractional compressions
-        blocks = tuple(draw.int(1, 9) for _ in range(draw.int(2, 4)))
-        setting = (draw.int(3, 40), draw.choice([5, 7, 9, 11, 12]), blocks, draw.choice([0.5, 0.6, 0.75, 0.3]))
-        found.append(Case(setting, f"densenet_channels({setting[0]}, {setting[1]}, {setting[2]}, "
-                                   f"compression={setting[3]})"))
-    return found
+    return [Case((), "DenseNet(growth_rate=12, block_config=(5, 4), num_init_features=24)")]
+
+
+def predict(function):
+    """How the learner's answer is called: it takes no arguments."""
+    answer = function()
+    if isinstance(answer, (tuple, list)) and len(answer) == 3:
+        return tuple(answer)
+    raise TypeError("predicted_channels must return three numbers: (after transition 1, "
+                    "read by layer 3 of block 2, out of block 2)")
+
+
+def part(index, value):
+    def matches(got, expected, args):
+        return isinstance(got, (tuple, list)) and len(got) == 3 and got[index] == value
+    return matches
 
 
 QUESTION = Question(
     name="q1",
-    function="densenet_channels",
+    function="predicted_channels",
     points=points,
-    reference=reference,
-    oracle="the channel walk of torchvision's DenseNet (C + L k per block, floor(theta m) per transition)",
+    reference=measured,
+    oracle="the channels measured on torchvision's DenseNet(12, (5, 4), 24)",
     cases=cases,
+    call=predict,
     mistakes=(
-        Mistake("the transitions do not compress: a transition turns m channels into floor(compression * m), "
-                "not m.", value=lambda c, k, blocks, theta: walk(c, k, blocks, 1.0)),
-        Mistake("the last block is compressed too: there is a transition between two blocks only, none after "
-                "the last one.", value=variant(compress_last=True)),
-        Mistake("the transition rounds up (or to the nearest integer): the 1x1 convolution has "
-                "floor(compression * m) output channels, int(compression * m).", matches=rounded_up),
-        Mistake("a block adds the growth rate only once: each of its L layers adds k channels, so a block adds "
-                "L * k.", value=variant(growth_once=True)),
-        Mistake("the block's input channels are lost: a dense block concatenates its input with the new "
-                "features, C + L * k channels, not L * k.", value=variant(keep_input=False)),
+        Mistake("the transition does not compress: block 1 ends with 24 + 5 * 12 = 84 channels, and the "
+                "transition's 1x1 convolution keeps floor(0.5 * 84) of them.", matches=part(0, 84)),
+        Mistake("the block's input is forgotten: a dense block concatenates its input with the new features, "
+                "so block 1 ends with C + L k = 24 + 5 * 12 channels, not L k.", matches=part(0, 30)),
+        Mistake("layer 3 reads the block's input and the outputs of layers 1 and 2 only: C + (l - 1) k = "
+                "42 + 2 * 12, not C + l k (it cannot read its own output).", matches=part(1, 42 + 3 * 12)),
+        Mistake("layer 3 reads the block's input too: [x_0, x_1, x_2] has C + 2k channels, not 2k.",
+                matches=part(1, 2 * 12)),
+        Mistake("there is no transition after the last block: block 2's output is 42 + 4 * 12, "
+                "not compressed.", matches=part(2, (42 + 4 * 12) // 2)),
+        Mistake("block 2's output keeps its input: C + L k = 42 + 4 * 12, not L k.", matches=part(2, 4 * 12)),
     ),
     hints=(
-        "Follow the channels through DenseNet-121 by hand: 64 after the stem, then block 1 (6 layers, k = 32), "
-        "then transition 1, and so on. You should end with 1024.",
-        "Which layers change the channel count, and by how much each? How many transitions does a network "
-        "of B blocks have?",
-        "compression * m is not always a whole number: the transition keeps the whole part.",
+        "Walk the network: 24 channels after the stem, then block 1 (5 layers, each adds k = 12), then "
+        "transition 1 (compression 0.5), then block 2.",
+        "Layer l of a block reads [x_0, x_1, ..., x_{l-1}]: the block's input and the l - 1 outputs before it.",
+        "Return a tuple of three whole numbers.",
     ),
     forbidden=Forbidden(modules=("companion.models", "torchvision.models"),
-                        names=("DenseNet", "densenet121", "densenet169", "densenet201", "densenet161"),
-                        what="the channel count (without building the network)"),
+                        names=("DenseNet", "densenet121", "_DenseBlock", "_Transition"),
+                        what="the prediction (without building the network)"),
+    rtol=0.0,
+    atol=0.0,
 )
 
 
 @test_case(points=points)
-def test_densenet_channels(densenet_channels):
-    QUESTION.assert_passes(densenet_channels)
+def test_predicted_channels(predicted_channels):
+    QUESTION.assert_passes(predicted_channels)

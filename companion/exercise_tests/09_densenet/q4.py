@@ -1,4 +1,8 @@
-"""Exercise 9, question 4: a dense block as a module, ``dense_block``.
+"""Exercise 9, question 4: find the bug in a colleague's dense block and fix it, ``dense_block``.
+
+The notebook shows a colleague's block that concatenates each layer's new features *before* the
+features so far, ``torch.cat([new, x])``: every shape is right, but the channels reach the layers
+(and leave the block) in the wrong order, so trained weights compute something else.
 
 The learner's ``dense_block(num_layers, in_channels, growth_rate, bn_size)`` returns an
 ``nn.Module`` whose ``layers`` (an ``nn.ModuleList``) hold the dense layers, each with ``norm1``,
@@ -119,8 +123,9 @@ QUESTION = Question(
                 "followed by every layer's new features.", value=variant(keep_input=False)),
         Mistake("the block returns only the last layer's output: it returns the whole concatenation "
                 "[x_0, x_1, ..., x_L], C + L * k channels.", value=variant(last_only=True)),
-        Mistake("the concatenation is in the wrong order: append each layer's new features after the features "
-                "so far, torch.cat([features, new], dim=1), so the block input stays first.",
+        Mistake("the concatenation is in the wrong order, the colleague's bug: append each layer's new features "
+                "after the features so far, torch.cat([features, new], dim=1), so the block input stays first "
+                "and layer l reads [x_0, x_1, ..., x_{l-1}] in the order its weights expect.",
                 value=variant(reversed_order=True)),
     ),
     hints=(

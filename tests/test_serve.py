@@ -265,7 +265,11 @@ def fashion_test_images(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def live_server():
     with serve.running_server("fmnist_cnn") as server:
         yield server
-    assert server.process.poll() is not None  # stopped when the block ended
+    # stopped when the block ended: the process has exited, its log is gone, the port is closed
+    assert server.process.returncode is not None and not server.log_path.exists()
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(
+            ("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=2):
+        pass
 
 
 def as_png(image: torch.Tensor) -> bytes:
@@ -291,12 +295,7 @@ def test_running_server_answers_as_the_model_in_this_process(live_server):
     assert '"POST /predict HTTP/1.1" 200' in live_server.log()
 
 
-def test_running_server_stops_and_reports_a_server_that_cannot_start():
-    with serve.running_server("fmnist_cnn") as server:
-        port = int(server.url.rsplit(":", 1)[1])
-    assert server.process.returncode is not None and not server.log_path.exists()
-    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
-        pass
+def test_running_server_reports_a_server_that_cannot_start():
     with pytest.raises(RuntimeError, match="(?s)the server exited with code 2.*no zoo checkpoint called 'no_such"):
         with serve.running_server("no_such_model"):
             pass

@@ -269,15 +269,34 @@ def _draw(size: int, jitter: dict[str, Tensor], radius: Tensor, shrink: Tensor |
     return images, masks
 
 
+def draw_phantoms(n: int, size: int = 28, prevalence: float = 0.1, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """The slices of :func:`phantom_slices` as drawn, before the scan (the same patients, same seed).
+
+    Returns:
+        ``images`` (Tensor[n, size, size], float32, zero outside the inscribed circle), ``labels``
+        (Tensor[n], int64) and ``masks`` (Tensor[n, size, size], bool).
+    """
+    _check_common(n, size, prevalence)
+    return _drawn(n, size, prevalence, torch.Generator().manual_seed(seed))
+
+
+def _drawn(n: int, size: int, prevalence: float, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    labels = _labels(n, prevalence, generator)
+    jitter = _patients(n, size, generator)
+    clean, masks = _draw(size, jitter, jitter["radius"] * labels)
+    return clean, labels, masks
+
+
 def phantom_slices(n: int, size: int = 28, prevalence: float = 0.1, seed: int = 0, *,
                    angles: int | None = None, photons: float | None = 2e3,
                    return_masks: bool = False) -> tuple[Tensor, ...]:
     """CT-like slices of a jittered Shepp-Logan phantom, a rare few with a small lesion.
 
-    Each slice: the phantom under a random affine map (rotation within 15 degrees, scale 0.8-0.95
-    per axis, shift within 3% of the field of view) and contrast (0.85-1.15); where the label is
-    1, a disk of radius 0.9-1.4 pixels brighter by 0.2-0.35 inside the brain tissue; then
-    :func:`scan` (Radon transform, photon noise, filtered back-projection), clipped to [0, 1].
+    Each slice (:func:`draw_phantoms`): the phantom under a random affine map (rotation within 15
+    degrees, scale 0.8-0.95 per axis, shift within 3% of the field of view) and contrast
+    (0.85-1.15); where the label is 1, a disk of radius :data:`RADIUS` pixels brighter by
+    :data:`BRIGHTER` in the brain tissue; then :func:`scan` (Radon transform, photon noise,
+    filtered back-projection), clipped to [0, 1].
 
     Args:
         n: how many slices.
@@ -296,9 +315,7 @@ def phantom_slices(n: int, size: int = 28, prevalence: float = 0.1, seed: int = 
     """
     _check_common(n, size, prevalence)
     generator = torch.Generator().manual_seed(seed)
-    labels = _labels(n, prevalence, generator)
-    jitter = _patients(n, size, generator)
-    clean, masks = _draw(size, jitter, jitter["radius"] * labels)
+    clean, labels, masks = _drawn(n, size, prevalence, generator)
     images = scan(clean, angles, photons, generator).clamp(0, 1)[:, None]  # (n, 1, size, size)
     return (images, labels, masks) if return_masks else (images, labels)
 

@@ -44,7 +44,8 @@ def test_ct_operators_are_scikit_images_radon_and_iradon():
 
 
 def test_scan_without_photon_noise_is_radon_then_iradon_and_noise_falls_with_the_dose():
-    clean, _ = medical._draw(16, medical._patients(3, 16, torch.Generator().manual_seed(0)), torch.zeros(3))
+    clean, labels, _ = medical.draw_phantoms(3, size=16, prevalence=0.5)
+    assert clean.shape == (3, 16, 16) and int(labels.sum()) == 2
     theta = np.linspace(0.0, 180.0, 16, endpoint=False)
     expected = np.stack([iradon(radon(c.double().numpy(), theta=theta, circle=True), theta=theta, circle=True)
                          for c in clean])

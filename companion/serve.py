@@ -35,6 +35,7 @@ Introduced in chapter 27, *Serving a model behind an HTTP API*.
 import argparse
 import contextlib
 import importlib.util
+import inspect
 import io
 import json
 import os
@@ -55,6 +56,10 @@ import torch
 from torch import Tensor, nn
 
 from companion._checks import check_positive_int, check_tensor
+
+#: ``torch.onnx.export(..., dynamo=True)`` (the exporter built on ``torch.export``) from torch 2.6 on;
+#: the companion's floor, torch 2.3, has only the TorchScript exporter.
+_DYNAMO_ONNX = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 6)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 """The largest accepted upload: 10 MiB."""
@@ -223,9 +228,16 @@ def export_onnx(model: nn.Module, path: str | Path, example_input: Tensor) -> Pa
         raise TypeError(f"example_input must be a tensor, got {type(example_input).__name__}")
     path = Path(path)
     model.eval()
-    # torch.export traces the model; the batch dimension is left symbolic (any size at run time).
-    torch.onnx.export(model, (example_input,), str(path), input_names=["input"], output_names=["output"],
-                      dynamic_shapes=({0: torch.export.Dim.DYNAMIC},), dynamo=True, verbose=False)
+    names = {"input_names": ["input"], "output_names": ["output"]}
+    if _DYNAMO_ONNX:
+        # torch.export traces the model; the batch dimension is left symbolic (any size at run time).
+        torch.onnx.export(model, (example_input,), str(path), **names, dynamo=True, verbose=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+    else:
+        # torch 2.3-2.5 (the companion's floor): the TorchScript exporter, with a named batch axis.
+        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+        torch.onnx.export(model, (example_input,), str(path), **names, **legacy,
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.inference_mode():
         expected = model(example_input).numpy()
@@ -258,7 +270,7 @@ def export_program(model: nn.Module, path: str | Path, example_input: Tensor) ->
     # program keeps its example, so copy it: a view would save the whole tensor it views.
     example = example_input.expand(2, *example_input.shape[1:]) if len(example_input) == 1 else example_input
     example = example.detach().clone()
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(program, str(path))
     reloaded = torch.export.load(str(path)).module()
     with torch.inference_mode():

@@ -95,7 +95,10 @@ def test_a_request_without_the_file_field_is_a_4xx(client):
 
 
 @pytest.mark.parametrize("example_batch", [1, 2])
-def test_export_onnx_matches_the_model_with_any_batch(tmp_path, example_batch):
+@pytest.mark.parametrize("dynamo", [True, False], ids=["torch.export exporter", "TorchScript exporter"])
+def test_export_onnx_matches_the_model_with_any_batch(tmp_path, example_batch, dynamo, monkeypatch):
+    # The TorchScript exporter is what the companion's floor (torch 2.3-2.5) uses.
+    monkeypatch.setattr(serve, "_DYNAMO_ONNX", dynamo)
     model = tiny_model()
     path = serve.export_onnx(model, tmp_path / "model.onnx", torch.randn(example_batch, 1, 28, 28))
     onnx.checker.check_model(onnx.load(str(path)))

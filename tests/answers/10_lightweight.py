@@ -18,15 +18,17 @@ import companion.models.mobilenet
 import companion.models.squeezenet
 
 
-def separable_cost(c_in, c_out, kernel_size, height, width, *, mistake=None):
-    taps = kernel_size * kernel_size
-    if mistake == "standard":
-        return taps * c_in * c_out + c_out, taps * c_in * c_out * height * width
-    depthwise = taps * c_in * (c_in if mistake == "full depthwise" else 1)
-    pointwise = 0 if mistake == "no pointwise" else c_in * c_out
-    biases = 0 if mistake == "no bias" else c_in + (0 if mistake == "no pointwise" else c_out)
-    pixels = 1 if mistake == "one pixel" else height * width
-    return depthwise + pointwise + biases, (depthwise + pointwise) * pixels
+def predicted_costs(*, mistake=None):
+    s, e1, e3 = 32, 128, 128
+    c_in = 128
+    bias = 0 if mistake == "no bias" else 1
+    expand3 = 1 if mistake == "3x3 as 1x1" else 9
+    reads = c_in if mistake == "no squeeze" else s
+    fire = (c_in + bias) * s + (reads + bias) * e1 + (expand3 * reads + bias) * e3
+    depthwise = 9 * 128 * (128 if mistake in ("full depthwise", "standard") else 1)
+    pointwise = 0 if mistake in ("no pointwise", "standard") else 128 * 128
+    pixels = 1 if mistake == "one pixel" else 14 * 14
+    return fire, (depthwise + pointwise) * pixels
 
 
 def make_divisible(value, divisor=8, *, mistake=None):
@@ -92,12 +94,14 @@ class Wrapped(nn.Module):
 
 
 WRONG = [
-    ("q1", separable_cost, "standard", "standard k x k convolution"),
-    ("q1", separable_cost, "full depthwise", "counted as a full convolution"),
-    ("q1", separable_cost, "no pointwise", "pointwise convolution is missing"),
-    ("q1", separable_cost, "no bias", "biases are forgotten"),
-    ("q1", separable_cost, "one pixel", "one pixel only"),
-    ("q2", make_divisible, "no 10%", "10% correction is missing"),
+    ("q1", predicted_costs, "no bias", "biases are forgotten"),
+    ("q1", predicted_costs, "3x3 as 1x1", "counted as 1x1"),
+    ("q1", predicted_costs, "no squeeze", "squeeze is skipped"),
+    ("q1", predicted_costs, "standard", "standard 3x3 convolution's cost"),
+    ("q1", predicted_costs, "no pointwise", "pointwise 1x1 convolution is forgotten"),
+    ("q1", predicted_costs, "full depthwise", "counted as a full convolution"),
+    ("q1", predicted_costs, "one pixel", "one pixel only"),
+    ("q2", make_divisible, "no 10%", "10% correction is still missing, the colleague's bug"),
     ("q2", make_divisible, "down", "rounded down"),
     ("q2", make_divisible, "up", "rounded up"),
     ("q3", fire, "no padding", "has no padding"),
@@ -112,13 +116,20 @@ WRONG = [
 ]
 
 
-def _counted(c_in, c_out, k, h, w):
-    layer = nn.Sequential(nn.Conv2d(c_in, c_in, k, padding=k // 2, groups=c_in), nn.Conv2d(c_in, c_out, 1))
-    return companion.count.count_parameters(layer), companion.count.count_flops(layer, (c_in, h, w))
+def _counted():
+    separable = nn.Sequential(nn.Conv2d(128, 128, 3, padding=1, groups=128, bias=False), nn.Conv2d(128, 128, 1, bias=False))
+    return (companion.count.count_parameters(companion.models.squeezenet.Fire(128, 32, 128, 128)),
+            companion.count.count_flops(separable, (128, 14, 14)))
+
+
+def _built():
+    fire = torchvision.models.squeezenet.Fire(128, 32, 128, 128)
+    return sum(p.numel() for p in fire.parameters()), (9 * 128 + 128 * 128) * 14 * 14
 
 
 CHEATS = [
     ("q1", _counted),
+    ("q1", _built),
     ("q2", lambda v, d=8: _make_divisible(v, d)),
     ("q2", lambda v, d=8: companion.models.mobilenet.make_divisible(v, d)),
     ("q3", lambda *a: companion.models.squeezenet.Fire(*a)),

@@ -1,4 +1,8 @@
-"""Exercise 10, question 2: MobileNet's channel rounding, ``make_divisible``.
+"""Exercise 10, question 2: find the bug in a colleague's channel rounding and fix it, ``make_divisible``.
+
+The notebook shows a colleague's rounding that goes to the nearest multiple of the divisor and
+stops there: the "never more than 10% down" correction is missing, so thin layers lose up to half
+their channels (32 * 0.35 = 11.2 becomes 8, not 16), the chapter's typical bug.
 
 The reference is torchvision's own ``torchvision.models._utils._make_divisible`` (taken, as its
 docstring says, from the MobileNet authors' TensorFlow code), which rounds every width of
@@ -64,7 +68,8 @@ QUESTION = Question(
     oracle="torchvision.models._utils._make_divisible",
     cases=cases,
     mistakes=(
-        Mistake("the 10% correction is missing: after rounding to the nearest multiple of divisor, add one more "
+        Mistake("the 10% correction is still missing, the colleague's bug: after rounding to the nearest multiple "
+                "of divisor, add one more "
                 "divisor if the result is smaller than 0.9 * value (e.g. 11.2 rounds to 8, which loses 29%, "
                 "so the answer is 16).", value=nearest_only),
         Mistake("the value is rounded down (int(value) // divisor): round to the nearest multiple instead, "

@@ -3,6 +3,8 @@ one-batch gradient, a per-slice loop; the phantom sets' promises; MedMNIST's .np
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -14,10 +16,17 @@ from torch import nn
 from companion import medical
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    """The CT matrices are cached on disk: each test builds its own in a fresh folder."""
-    monkeypatch.setenv("COMPANION_DATA", str(tmp_path))
+@pytest.fixture(autouse=True, scope="module")
+def _private_cache(tmp_path_factory):
+    """The CT matrices are cached on disk: this module builds its own, in a fresh folder."""
+    before = os.environ.get("COMPANION_DATA")
+    os.environ["COMPANION_DATA"] = str(tmp_path_factory.mktemp("data"))
+    medical.ct_operators.cache_clear()
+    yield
+    if before is None:
+        del os.environ["COMPANION_DATA"]
+    else:
+        os.environ["COMPANION_DATA"] = before
     medical.ct_operators.cache_clear()
 
 

@@ -116,8 +116,8 @@ def se_resnet50(num_classes: int = 1000, *, in_channels: int = 3, small_input: b
 def se_gates(model: nn.Module, x: Tensor, batch_size: int = 500) -> list[Tensor]:
     """The gates of every :class:`SEBlock` of ``model`` on the inputs ``x``, in the order they run.
 
-    The model runs in evaluation mode without gradients (its mode is restored afterwards); forward
-    hooks on each block's sigmoid record the gates.
+    The model runs in evaluation mode without gradients (its mode is restored afterwards), on its own
+    device; forward hooks on each block's sigmoid record the gates.
 
     Args:
         model: a network containing SE blocks (e.g. ``ResNet(SEBasicBlock, ...)``).
@@ -139,8 +139,9 @@ def se_gates(model: nn.Module, x: Tensor, batch_size: int = 500) -> list[Tensor]
     model.eval()
     try:
         with torch.no_grad():
+            device = next(model.parameters()).device
             for start in range(0, len(x), batch_size):
-                model(x[start:start + batch_size])
+                model(x[start:start + batch_size].to(device))  # gates come back on the CPU
     finally:
         model.train(training)
         for hook in hooks:

@@ -55,6 +55,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from companion import extras
+
 from companion._checks import check_positive_int, check_tensor
 
 #: ``torch.onnx.export(..., dynamo=True)`` (the exporter built on ``torch.export``) from torch 2.6 on;
@@ -64,14 +66,7 @@ _DYNAMO_ONNX = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 """The largest accepted upload: 10 MiB."""
 
-REQUIREMENTS = {
-    "fastapi": "fastapi>=0.100",
-    "uvicorn": "uvicorn>=0.23",
-    "multipart": "python-multipart>=0.0.9",
-    "onnx": "onnx>=1.16",
-    "onnxruntime": "onnxruntime>=1.17",
-    "onnxscript": "onnxscript>=0.2",
-}
+REQUIREMENTS = extras.EXTRAS["serve"]
 """The ``serve`` extra of ``pyproject.toml``: the module each requirement installs -> the requirement."""
 
 
@@ -81,8 +76,7 @@ def missing_requirements() -> str:
     ``""`` where everything is present (then a notebook installs nothing), e.g.
     ``'"onnxruntime>=1.17" "onnxscript>=0.2"'`` in Colab, which ships FastAPI and uvicorn.
     """
-    missing = [req for module, req in REQUIREMENTS.items() if importlib.util.find_spec(module) is None]
-    return " ".join(f'"{req}"' for req in missing)
+    return extras.missing("serve")
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

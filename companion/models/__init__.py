@@ -14,12 +14,12 @@ from companion.models.resnet import (BasicBlock, Bottleneck, ResNet, resnet18, r
 from companion.models.se import SEBasicBlock, SEBlock, SEBottleneck, se_resnet50
 from companion.models.vit import (MultiHeadSelfAttention, TransformerBlock, VisionTransformer, load_torch_attention,
                                  load_torchvision_vit)
-from companion.models.wrn import wide_resnet
+from companion.models.wrn import WideBlock, blocks_per_group, wide_resnet
 from companion.models.alexnet import ALEXNET, ALEXNET_2012, AlexNet, alexnet
 from companion.models.googlenet import (AuxClassifier, BasicConv2d, GoogLeNet, GoogLeNetOutputs, InceptionBlock,
                                         NaiveInceptionBlock, googlenet)
 from companion.models.inception import (AuxClassifierV3, Inception8, Inception17, Inception35, InceptionOutputs,
-                                        InceptionV3, Reduction17to8, Reduction35to17, inception_v3)
+                                        InceptionResNetA, InceptionV3, Reduction17to8, Reduction35to17, inception_v3)
 from companion.models.mobilenet import (ConvBNReLU, DepthwiseSeparableConv, InvertedResidual, MobileNetV1,
                                         MobileNetV2, mobilenet_v1, mobilenet_v2)
 from companion.models.unet import DoubleConv, UNet

@@ -9,6 +9,7 @@ everything is (as in the course's CI).
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 
 EXTRAS: dict[str, dict[str, str]] = {
@@ -32,10 +33,16 @@ EXTRAS: dict[str, dict[str, str]] = {
 def missing(extra: str) -> str:
     """The requirements of ``extra`` whose module is not installed, quoted for ``%pip install``.
 
-    ``""`` where all are present, e.g. ``'"onnxruntime>=1.17" "onnxscript>=0.2"'`` for ``"serve"``
-    in Colab, which ships FastAPI and uvicorn.
+    ``""`` where all are present, e.g. ``'"onnxruntime>=1.17" "onnxscript>=0.2" "numpy==2.0.2"'`` for
+    ``"serve"`` in Colab, which ships FastAPI and uvicorn: the installed NumPy is pinned, so that
+    nothing the platform ships is upgraded.
     """
     if extra not in EXTRAS:
         raise ValueError(f"unknown extra {extra!r}: expected one of {sorted(EXTRAS)}")
     needed = [req for module, req in EXTRAS[extra].items() if importlib.util.find_spec(module) is None]
+    if needed and importlib.util.find_spec("numpy") is not None:
+        # The installed NumPy stays: pip then picks releases built for it. Without the pin, today's
+        # OpenCV or h5py wheels (NumPy 2 only) upgrade NumPy under the running kernel, and every
+        # compiled extension imported afterwards fails.
+        needed.append(f"numpy=={importlib.metadata.version('numpy')}")
     return " ".join(f'"{req}"' for req in needed)

@@ -74,7 +74,8 @@ def missing_requirements() -> str:
     """The ``serve`` requirements whose module is not installed, quoted for ``%pip install``.
 
     ``""`` where everything is present (then a notebook installs nothing), e.g.
-    ``'"onnxruntime>=1.17" "onnxscript>=0.2"'`` in Colab, which ships FastAPI and uvicorn.
+    ``'"onnxruntime>=1.17" "onnxscript>=0.2" "numpy==2.0.2"'`` in Colab, which ships FastAPI and
+    uvicorn (the installed NumPy pinned: :func:`companion.extras.missing`).
     """
     return extras.missing("serve")
 

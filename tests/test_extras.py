@@ -1,5 +1,6 @@
 """companion.extras: the optional parts equal pyproject.toml's extras; only what is missing is named."""
 
+import importlib.metadata
 import importlib.util
 import tomllib
 from pathlib import Path
@@ -27,8 +28,9 @@ def test_every_module_is_importable_here_and_nothing_is_missing(name):
 def test_only_the_missing_modules_are_named(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name in ("cv2", "keras") else real(name))
-    assert extras.missing("keras") == '"keras>=3,<4"'
-    assert extras.missing("opencv") == '"opencv-python-headless>=4.9,<5"'
+    numpy = f'"numpy=={importlib.metadata.version("numpy")}"'  # what is installed stays
+    assert extras.missing("keras") == f'"keras>=3,<4" {numpy}'
+    assert extras.missing("opencv") == f'"opencv-python-headless>=4.9,<5" {numpy}'
     assert extras.missing("serve") == ""
 
 

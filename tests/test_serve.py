@@ -3,6 +3,7 @@ headless Chromium), the ONNX and torch.export exports, the benchmark and the ser
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import os
@@ -170,7 +171,9 @@ def test_the_requirements_are_the_serve_extra_and_only_missing_ones_are_named(mo
     real = serve.importlib.util.find_spec
     monkeypatch.setattr(serve.importlib.util, "find_spec",
                         lambda name: None if name in ("onnxruntime", "multipart") else real(name))
-    assert serve.missing_requirements() == f'"{serve.REQUIREMENTS["multipart"]}" "{serve.REQUIREMENTS["onnxruntime"]}"'
+    numpy = f'"numpy=={importlib.metadata.version("numpy")}"'
+    assert serve.missing_requirements() == (f'"{serve.REQUIREMENTS["multipart"]}" '
+                                            f'"{serve.REQUIREMENTS["onnxruntime"]}" {numpy}')
 
 
 @pytest.mark.parametrize("example_batch", [1, 3])

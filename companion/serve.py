@@ -34,7 +34,6 @@ Introduced in chapter 27, *Serving a model behind an HTTP API*.
 # run time, and the fastapi import stays inside create_app so that the module loads without it.
 import argparse
 import contextlib
-import importlib.util
 import inspect
 import io
 import json

@@ -4,6 +4,7 @@ headless Chromium), the ONNX and torch.export exports, the benchmark and the ser
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import io
 import json
 import os
@@ -168,8 +169,8 @@ def test_the_requirements_are_the_serve_extra_and_only_missing_ones_are_named(mo
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
     assert sorted(serve.REQUIREMENTS.values()) == sorted(extra)
     assert serve.missing_requirements() == ""  # everything is installed here
-    real = serve.importlib.util.find_spec
-    monkeypatch.setattr(serve.importlib.util, "find_spec",
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name: None if name in ("onnxruntime", "multipart") else real(name))
     numpy = f'"numpy=={importlib.metadata.version("numpy")}"'
     assert serve.missing_requirements() == (f'"{serve.REQUIREMENTS["multipart"]}" '
